@@ -1,0 +1,1 @@
+"""Built-in diagnostics, one module per diagnostic."""

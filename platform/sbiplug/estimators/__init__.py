@@ -1,0 +1,1 @@
+"""Built-in estimators: sbi's own methods exposed as specs."""

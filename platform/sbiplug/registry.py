@@ -1,0 +1,116 @@
+"""Look up and build contributions by name: ``simulators()``, ``make_simulator(name)``, ...
+
+Options are checked against the factory's signature before anything is built, so a typo in an
+option name fails at once with the list of accepted options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sbiplug.plugins import get_plugin_manager
+from sbiplug.specs import DiagnosticSpec, EstimatorSpec, SimulatorSpec, Spec, TargetSpec
+
+if TYPE_CHECKING:
+    from torch.distributions import Distribution
+
+    from sbiplug.diagnostic import Diagnostic
+    from sbiplug.simulator import Simulator
+    from sbiplug.target import Target
+
+__all__ = [
+    "build",
+    "diagnostics",
+    "estimators",
+    "make_diagnostic",
+    "make_estimator",
+    "make_simulator",
+    "make_target",
+    "simulators",
+    "targets",
+]
+
+
+def simulators() -> Mapping[str, SimulatorSpec]:
+    """Every registered simulator spec by name."""
+    return get_plugin_manager().specs("simulators")  # type: ignore[return-value]
+
+
+def estimators() -> Mapping[str, EstimatorSpec]:
+    """Every registered estimator spec by name."""
+    return get_plugin_manager().specs("estimators")  # type: ignore[return-value]
+
+
+def diagnostics() -> Mapping[str, DiagnosticSpec]:
+    """Every registered diagnostic spec by name."""
+    return get_plugin_manager().specs("diagnostics")  # type: ignore[return-value]
+
+
+def targets() -> Mapping[str, TargetSpec]:
+    """Every registered target spec by name."""
+    return get_plugin_manager().specs("targets")  # type: ignore[return-value]
+
+
+def check_options(spec: Spec, factory: Any, options: Mapping[str, Any], **fixed: Any) -> None:
+    """Raise ``TypeError`` naming the spec when ``options`` do not fit ``factory``."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(**fixed, **options)
+    except TypeError as error:
+        accepted = [
+            name
+            for name, parameter in signature.parameters.items()
+            if name not in fixed
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ]
+        raise TypeError(
+            f"{spec.kind} {spec.name!r} (plugin {spec.plugin!r}): {error}; accepted options: "
+            f"{', '.join(accepted) or 'none'}"
+        ) from None
+
+
+def build(spec: Spec, options: Mapping[str, Any], **fixed: Any) -> Any:
+    """Load ``spec``'s factory, check ``options`` and call it."""
+    factory = spec.load()
+    check_options(spec, factory, options, **fixed)
+    return factory(**fixed, **options)
+
+
+def make_simulator(name: str, **options: Any) -> Simulator:
+    """Build the simulator registered as ``name``."""
+    from sbiplug.simulator import Simulator
+
+    spec = get_plugin_manager().get("simulators", name)
+    simulator = build(spec, options)
+    if not isinstance(simulator, Simulator):
+        raise TypeError(
+            f"simulator {name!r} (plugin {spec.plugin!r}) built a {type(simulator).__name__}; "
+            "expected an sbiplug.Simulator"
+        )
+    return simulator
+
+
+def make_estimator(name: str, prior: Distribution, **options: Any) -> Any:
+    """Build the sbi trainer registered as ``name`` for ``prior``."""
+    spec = get_plugin_manager().get("estimators", name)
+    return build(spec, options, prior=prior)
+
+
+def make_diagnostic(name: str, **options: Any) -> Diagnostic:
+    """Build the diagnostic registered as ``name``."""
+    spec = get_plugin_manager().get("diagnostics", name)
+    diagnostic = build(spec, options)
+    if not getattr(diagnostic, "name", None) or diagnostic.name == "diagnostic":
+        diagnostic.name = name
+    return diagnostic
+
+
+def make_target(name: str, **options: Any) -> Target:
+    """Build the target family registered as ``name``."""
+    spec = get_plugin_manager().get("targets", name)
+    return build(spec, options)

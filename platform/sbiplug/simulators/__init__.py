@@ -1,0 +1,1 @@
+"""Built-in simulators, one module per task (sbibm's definitions)."""

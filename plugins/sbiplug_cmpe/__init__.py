@@ -1,0 +1,3 @@
+"""sbiplug_cmpe (under construction)."""
+
+__all__: list[str] = []

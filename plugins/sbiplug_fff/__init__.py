@@ -1,0 +1,3 @@
+"""sbiplug_fff (under construction)."""
+
+__all__: list[str] = []

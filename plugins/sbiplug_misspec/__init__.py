@@ -1,0 +1,3 @@
+"""sbiplug_misspec (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sbiplug_ood (under construction)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sbiplug_trade (under construction)."""
+
+__all__: list[str] = []

@@ -29,11 +29,11 @@ def register_estimators() -> Iterator[EstimatorSpec]:
     )
     yield EstimatorSpec(
         name="fmpe",
-        factory=f"{_PACKAGE}.fmpe:make_fmpe",
+        factory=f"{_PACKAGE}.vector_field:make_fmpe",
         description="sbi flow matching posterior estimation (ODE sampler)",
     )
     yield EstimatorSpec(
         name="npse",
-        factory=f"{_PACKAGE}.npse:make_npse",
+        factory=f"{_PACKAGE}.vector_field:make_npse",
         description="sbi neural posterior score estimation (diffusion)",
     )

@@ -7,6 +7,8 @@ package is cheap: torch and sbi load only when something needs them.
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +45,8 @@ __all__ = [
     "PluginConflictError",
     "SbiplugPluginWarning",
     "SimulationOptions",
-    "SimulatorSpec",
     "Simulator",
+    "SimulatorSpec",
     "Study",
     "StudyResult",
     "Target",
@@ -85,3 +87,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _SbiplugPackage(types.ModuleType):
+    """Keeps ``sbiplug.simulators()`` & co. callable.
+
+    The built-in subpackages ``sbiplug.simulators``, ``.estimators`` and ``.diagnostics`` share
+    their names with the public listing functions, and importing a subpackage would rebind the
+    package attribute to the module. The subpackages stay importable through ``sys.modules``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LISTING_FUNCTIONS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_LISTING_FUNCTIONS = frozenset({"simulators", "estimators", "diagnostics", "targets"})
+sys.modules[__name__].__class__ = _SbiplugPackage
+

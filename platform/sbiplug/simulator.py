@@ -9,6 +9,7 @@ relies on this to give identical results locally, in chunks, resumed and on a da
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -88,7 +89,7 @@ class Simulator(ABC):
         return self.simulate(theta)
 
     def sample_prior(self, num_samples: int, *, seed: int | None = None) -> Tensor:
-        """Draw ``num_samples`` parameters from the prior, shape ``(num_samples, num_parameters)``."""
+        """Draw parameters from the prior, shape ``(num_samples, num_parameters)``."""
         if seed is None:
             return self.prior.sample((num_samples,))
         generator_state = torch.random.get_rng_state()

@@ -31,7 +31,7 @@ class NullTracker:
 
 
 def default_tracker(log_dir: str | None = None) -> Any:
-    """A TensorBoard tracker writing to ``log_dir`` when asked for one, else :class:`NullTracker`."""
+    """A TensorBoard tracker writing to ``log_dir`` when given, else a :class:`NullTracker`."""
     if log_dir is None:
         return NullTracker()
     from sbi.utils.tracking import TensorBoardTracker

@@ -10,18 +10,25 @@ Usage: ``python benchmarks/platform.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
+
+# This file is named like the stdlib module `platform`: drop its folder from the import path
+# (what `python -P` does) so that `import platform` anywhere finds the standard library.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse
 import platform as host
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
-import sbiplug
 import torch
+
+import sbiplug
 from sbiplug.seeding import seed_all
 
 

@@ -5,7 +5,7 @@ Prints, in one run:
   exact reference posteriors (sbi's ``c2st`` with its MLP classifier, 5-fold, as sbibm does);
 - wall time of ``sbiplug plugins`` (goal: under 1.5 s) and of ``python -c "import sbiplug"``.
 
-Usage: ``python benchmarks/platform.py [--quick]``.
+Usage: ``python -m benchmarks.platform [--quick]`` from the repository root.
 """
 
 from __future__ import annotations

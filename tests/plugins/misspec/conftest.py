@@ -1,0 +1,46 @@
+"""Shared fixtures: a pair of small trained summary networks, with and without the MMD penalty."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sbiplug_misspec import NPEMMD, GaussianMeans
+
+N_OBS = 10  # fewer observations per set than the paper's 100 keep the fixtures cheap
+NUM_SIMULATIONS = 1500
+MAX_EPOCHS = 7  # sbi runs max_num_epochs + 1 epochs
+
+
+def _train(mmd_weight: float) -> NPEMMD:
+    simulator = GaussianMeans(n_obs=N_OBS)
+    theta = simulator.sample_prior(NUM_SIMULATIONS, seed=0)
+    x = simulator.simulate(theta, seed=1)
+    torch.manual_seed(0)
+    trainer = NPEMMD(
+        simulator.prior,
+        mmd_weight=mmd_weight,
+        embedding_hidden_features=32,
+        show_progress_bars=False,
+    )
+    trainer.append_simulations(theta, x).train(
+        max_num_epochs=MAX_EPOCHS, training_batch_size=50, learning_rate=1e-3
+    )
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def simulator() -> GaussianMeans:
+    return GaussianMeans(n_obs=N_OBS)
+
+
+@pytest.fixture(scope="session")
+def regularised_trainer() -> NPEMMD:
+    """npe_mmd with the default penalty (weight 1, IMQ), same seed and budget as below."""
+    return _train(1.0)
+
+
+@pytest.fixture(scope="session")
+def unregularised_trainer() -> NPEMMD:
+    """The same network and budget trained without the penalty."""
+    return _train(0.0)

@@ -1,0 +1,93 @@
+"""npe_mmd: the regulariser shapes the summaries, inference still works, the test uses the net."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy.stats import binom
+
+import sbiplug
+from sbiplug_misspec import NPEMMD, DeepSetEmbedding, GaussianMeans, misspecification_test
+from sbiplug_misspec.hypothesis_test import summarise
+from sbiplug_misspec.regularizer import mmd_squared
+
+
+def _mmd_to_normal(trainer: NPEMMD, simulator: GaussianMeans) -> float:
+    x = simulator.simulate(simulator.sample_prior(1000, seed=11), seed=12)
+    summaries = summarise(trainer.embedding_net, x)
+    normal = torch.randn(
+        summaries.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    return float(mmd_squared(summaries, normal))
+
+
+def test_regulariser_moves_summaries_towards_a_standard_normal(
+    simulator, regularised_trainer, unregularised_trainer
+):
+    regularised = _mmd_to_normal(regularised_trainer, simulator)
+    unregularised = _mmd_to_normal(unregularised_trainer, simulator)
+    # Same seed, data and budget; only the penalty differs.
+    assert regularised < 0.25 * unregularised
+    assert regularised < 0.5
+
+
+def test_regularised_posterior_still_matches_the_analytic_one(simulator, regularised_trainer):
+    posterior = regularised_trainer.build_posterior()
+    x = simulator.simulate(simulator.sample_prior(10, seed=21), seed=22)
+    errors = []
+    for x_o in x:
+        draws = posterior.sample((300,), x=x_o, show_progress_bars=False)
+        errors.append((draws.mean(0) - x_o.sum(0) / (1 + simulator.n_obs)).square().sum())
+    # Prior sd 1, posterior sd 0.30: a posterior that ignored x would be off by ~1.4.
+    assert float(torch.stack(errors).mean().sqrt()) < 0.3
+
+
+def test_test_with_the_trained_network_is_calibrated_and_detects_a_shift(
+    simulator, regularised_trainer
+):
+    replicates, alpha = 150, 0.2
+    x = simulator.simulate(simulator.sample_prior(replicates, seed=31), seed=32)
+    rejections = sum(
+        misspecification_test(
+            regularised_trainer, simulator, x[r], num_reference=100, num_null=19, alpha=alpha,
+            seed=r,
+        ).rejected
+        for r in range(replicates)
+    )  # fmt: skip
+    low, high = binom.ppf(1e-3, replicates, alpha), binom.isf(1e-3, replicates, alpha)
+    assert low <= rejections <= high
+    shifted = GaussianMeans(n_obs=simulator.n_obs, prior_loc=5.0)
+    x_bad = shifted.simulate(shifted.sample_prior(1, seed=33), seed=34)
+    posterior = regularised_trainer.build_posterior()
+    result = misspecification_test(posterior, simulator, x_bad, seed=0)
+    assert result.rejected and result.p_value == pytest.approx(1 / 501)
+
+
+def test_registered_estimator_takes_any_sbi_head_and_a_summary_dim():
+    simulator = GaussianMeans(n_obs=5)
+    theta = simulator.sample_prior(200, seed=0)
+    x = simulator.simulate(theta, seed=1)
+    trainer = sbiplug.make_estimator(
+        "npe_mmd", simulator.prior, density_estimator="zuko_nsf", summary_dim=3,
+        show_progress_bars=False,
+    )  # fmt: skip
+    assert isinstance(trainer, NPEMMD) and trainer.mmd_weight == 1.0
+    trainer.append_simulations(theta, x).train(max_num_epochs=1)
+    assert trainer.embedding_net(x[:7]).shape == (7, 3)
+    samples = trainer.build_posterior().sample((11,), x=x[0], show_progress_bars=False)
+    assert samples.shape == (11, 2)
+
+
+def test_a_user_embedding_net_is_used_and_bad_options_fail():
+    simulator = GaussianMeans(n_obs=5)
+    net = DeepSetEmbedding(2, 6, hidden_features=8)
+    trainer = NPEMMD(simulator.prior, embedding_net=net, show_progress_bars=False)
+    theta = simulator.sample_prior(100, seed=0)
+    trainer.append_simulations(theta, simulator.simulate(theta, seed=1)).train(max_num_epochs=1)
+    assert any(module is net for module in trainer.embedding_net.modules())
+    with pytest.raises(TypeError, match="density_estimator"):
+        NPEMMD(simulator.prior, density_estimator=lambda theta, x: None)
+    with pytest.raises(ValueError, match="summary_dim"):
+        NPEMMD(simulator.prior, summary_dim=0)
+    with pytest.raises(RuntimeError, match="train"):
+        _ = NPEMMD(simulator.prior).embedding_net

@@ -17,8 +17,7 @@ Costs and what is shared (all valid conditionally on what is shared):
        computed once per (space, N) with sbi's own ``calculate_baseline_mmd`` and reused; each
        replicate then computes sbi's statistic and p-value exactly as ``calc_misspecification_mmd``.
 
-Usage: ``python -P benchmarks/misspecification.py [--quick]`` (``-P``: benchmarks/platform.py
-would otherwise shadow the standard library's ``platform`` module).
+Usage: ``python -m benchmarks.misspecification [--quick]`` from the repository root.
 """
 
 from __future__ import annotations

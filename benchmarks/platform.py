@@ -19,6 +19,8 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     del sys.path[0]
 
 import argparse
+import contextlib
+import io
 import platform as host
 import shutil
 import statistics
@@ -54,7 +56,8 @@ def npe_c2st(task: str, num_simulations: int, num_observations: int, num_samples
         "npe", simulator.prior, density_estimator="nsf", show_progress_bars=False
     )
     start = time.perf_counter()
-    trainer.append_simulations(theta, x).train()
+    with contextlib.redirect_stdout(io.StringIO()):  # sbi prints its convergence message
+        trainer.append_simulations(theta, x).train()
     train_seconds = time.perf_counter() - start
     posterior = trainer.build_posterior()
     true_theta = simulator.sample_prior(num_observations, seed=2)

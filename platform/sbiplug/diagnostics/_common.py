@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +13,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from sbiplug.diagnostic import DiagnosticContext
+
+from sbiplug.seeding import derive_seed, seeded
 
 __all__ = [
     "HELD_OUT_KEY",
@@ -44,40 +44,6 @@ def resolve_seed(option: int | None, context: DiagnosticContext) -> int:
     if context.seed is not None:
         return int(context.seed)
     return 0
-
-
-def derive_seed(seed: int, purpose: str) -> int:
-    """An independent seed for one ``purpose`` (``"pairs"``, ``"posterior"``, ...).
-
-    Seeding two random streams alike would correlate them: true parameters and posterior
-    draws built from the same normal variates make even an exact posterior fail SBC.
-    """
-    import zlib
-
-    import numpy as np
-
-    sequence = np.random.SeedSequence([int(seed) % 2**63, zlib.crc32(purpose.encode())])
-    return int(sequence.generate_state(1, dtype=np.uint32)[0])
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's and NumPy's global generators inside, restoring both afterwards.
-
-    sbi draws from both (rejection sampling from torch, some MCMC kernels from NumPy), so a
-    diagnostic is only reproducible when both are fixed.
-    """
-    import numpy as np
-    import torch
-
-    numpy_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
 
 
 def parameter_names(context: DiagnosticContext, num_parameters: int) -> list[str]:

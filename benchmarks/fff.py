@@ -1,0 +1,203 @@
+"""Benchmark: manifold free-form flows (M-FFF) against naive Euclidean baselines, and FFF vs NPE.
+
+Prints, in one run, C2ST against the reference posterior and the wall time to draw 10 000
+posterior samples for
+- M-FFF on vmf_direction (S^2) and torus_angles (T^2), whose posterior wraps across +-pi;
+- sbi NPE (nsf) and sbi FMPE on the naive parameterisations: directions as unconstrained R^3
+  vectors normalised after sampling, angles as a box [-pi, pi]^2;
+- FFF against NPE (nsf) on two_moons.
+C2ST is computed in the embedding (unit vectors; (cos, sin) per angle) for every method.
+
+Usage: ``python -m benchmarks.fff [--quick]`` from the repository root (not run by CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import time
+import warnings
+
+import torch
+from sbi.inference import FMPE, NPE
+from sbi.utils import BoxUniform
+from sbi.utils.metrics import c2st
+
+import sbiplug
+from sbiplug.tracking import NullTracker
+from sbiplug_fff import build_fff, build_mfff
+from sbiplug_fff.manifolds import Torus
+
+# The network settings of the recorded run (benchmarks/results/fff.txt), pinned so that the
+# results stay reproducible if the package defaults change.
+MFFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=100.0, projection_weight=10.0,
+                    uniform_reconstruction_weight=10.0, latent_reconstruction_weight=10.0,
+                    hutchinson_samples=1)
+FFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=25.0, hutchinson_samples=1)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke version")
+    return parser.parse_args()
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return dict(simulations=1000, flow_epochs=3, baseline_epochs=3, observations=1,
+                    c2st_draws=500, timing_draws=2000)
+    return dict(simulations=10_000, flow_epochs=60, baseline_epochs=150, observations=3,
+                c2st_draws=2000, timing_draws=10_000)
+
+
+def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, float]:
+    posterior.sample((16,), x=x_o, show_progress_bars=False)  # warm-up
+    start = time.perf_counter()
+    draws = posterior.sample((num,), x=x_o, show_progress_bars=False)
+    return draws, time.perf_counter() - start
+
+
+def train(trainer, theta, x, epochs: int, **options) -> tuple[object, float]:
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.append_simulations(theta, x).train(
+            max_num_epochs=epochs, show_train_summary=False, **options
+        )
+    return trainer.build_posterior(), time.perf_counter() - start
+
+
+def run_task(name: str, config: dict) -> list[tuple]:
+    """Rows (task, method, mean C2ST, per-observation C2ST, train s, seconds per draws)."""
+    simulator = sbiplug.make_simulator(name)
+    n = config["simulations"]
+    theta = simulator.sample_prior(n, seed=0)
+    x = simulator.simulate(theta, seed=1)
+    observations = simulator.simulate(simulator.sample_prior(config["observations"], seed=2),
+                                      seed=3)
+    if name == "torus_angles":
+        # one observation whose first angle sits at the seam +-pi: the wrapping case
+        seam = Torus.from_angles(torch.tensor([[3.1, 1.2]]))
+        observations = torch.cat([simulator.simulate(seam, seed=4), observations])[
+            : config["observations"]
+        ]
+    torus = Torus(2)
+
+    if name == "torus_angles":
+        naive_theta = torus.to_angles(theta)
+        naive_prior = BoxUniform(-math.pi * torch.ones(2), math.pi * torch.ones(2))
+
+        def to_embedding(draws):
+            return Torus.from_angles(draws)
+    else:
+        naive_theta, naive_prior = theta, None  # unconstrained R^3 vectors
+
+        def to_embedding(draws):
+            return draws / draws.norm(dim=-1, keepdim=True)
+
+    methods = {
+        "M-FFF": (
+            lambda: NPE(simulator.prior, density_estimator=build_mfff(
+                manifold=simulator.parameter_manifold, **MFFF_NETWORK),
+                show_progress_bars=False,
+                tracker=NullTracker()),
+            theta, lambda d: d, dict(training_batch_size=128, learning_rate=2e-3),
+            config["flow_epochs"],
+        ),
+        "NPE (nsf), naive": (
+            lambda: NPE(naive_prior, density_estimator="nsf", show_progress_bars=False,
+                        tracker=NullTracker()),
+            naive_theta, to_embedding, {}, config["baseline_epochs"],
+        ),
+        "FMPE, naive": (
+            lambda: FMPE(naive_prior, show_progress_bars=False, tracker=NullTracker()),
+            naive_theta, to_embedding, {}, config["baseline_epochs"],
+        ),
+    }
+    rows = []
+    for method, (make, train_theta, embed, options, epochs) in methods.items():
+        torch.manual_seed(0)
+        posterior, train_seconds = train(make(), train_theta, x, epochs, **options)
+        scores, seconds = [], []
+        for i, x_o in enumerate(observations):
+            reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
+            torch.manual_seed(20 + i)
+            draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
+            seconds.append(elapsed)
+            sample = embed(draws[: config["c2st_draws"]])
+            scores.append(float(c2st(sample, reference, seed=0)))
+        rows.append((name, method, sum(scores) / len(scores), scores, train_seconds,
+                     sum(seconds) / len(seconds)))
+        print(f"  done {name} / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
+    return rows
+
+
+def run_two_moons(config: dict) -> list[tuple]:
+    simulator = sbiplug.make_simulator("two_moons")
+    n = config["simulations"]
+    theta = simulator.sample_prior(n, seed=0)
+    x = simulator.simulate(theta, seed=1)
+    observations = simulator.simulate(simulator.sample_prior(config["observations"], seed=2),
+                                      seed=3)
+    methods = {
+        "FFF": (lambda: NPE(simulator.prior, density_estimator=build_fff(**FFF_NETWORK),
+                            show_progress_bars=False, tracker=NullTracker()),
+                dict(training_batch_size=128, learning_rate=2e-3), config["flow_epochs"]),
+        "NPE (nsf)": (lambda: NPE(simulator.prior, density_estimator="nsf",
+                                  show_progress_bars=False, tracker=NullTracker()), {},
+                      config["baseline_epochs"]),
+    }
+    rows = []
+    for method, (make, options, epochs) in methods.items():
+        torch.manual_seed(0)
+        posterior, train_seconds = train(make(), theta, x, epochs, **options)
+        scores, seconds = [], []
+        for i, x_o in enumerate(observations):
+            reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
+            torch.manual_seed(20 + i)
+            draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
+            seconds.append(elapsed)
+            scores.append(float(c2st(draws[: config["c2st_draws"]], reference, seed=0)))
+        rows.append(("two_moons", method, sum(scores) / len(scores), scores, train_seconds,
+                     sum(seconds) / len(seconds)))
+        print(f"  done two_moons / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    args = parse()
+    torch.set_num_threads(1)
+    config = settings(args.quick)
+    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print("machine: 2 cores, no GPU (shared with other jobs; times are wall-clock)")
+    print(f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
+          "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
+          "(sbi early stopping after 20 epochs without improvement); "
+          f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch 128, lr 2e-3; "
+          "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
+          "observation in the embedding; sample time: one call drawing timing_draws after a "
+          "warm-up, averaged over observations", flush=True)
+    rows = run_task("vmf_direction", config) + run_task("torus_angles", config)
+    rows += run_two_moons(config)
+    draws = config["timing_draws"]
+    print()
+    print(f"| task | method | C2ST (mean) | C2ST per observation | train s | "
+          f"s to draw {draws} |")
+    print("|---|---|---|---|---|---|")
+    for task, method, mean, scores, train_seconds, seconds in rows:
+        per = ", ".join(f"{s:.3f}" for s in scores)
+        print(f"| {task} | {method} | {mean:.3f} | {per} | {train_seconds:.0f} | {seconds:.3f} |")
+    print()
+    by = {(task, method): (mean, seconds) for task, method, mean, _, _, seconds in rows}
+    for task in ("vmf_direction", "torus_angles"):
+        mfff, npe, fmpe = (by[(task, m)] for m in ("M-FFF", "NPE (nsf), naive", "FMPE, naive"))
+        print(f"{task}: M-FFF more accurate than both naive baselines: "
+              f"{mfff[0] < min(npe[0], fmpe[0])}; sampling speed-up over FMPE: "
+              f"{fmpe[1] / mfff[1]:.0f}x (goal >= 20x)")
+    fff, nsf = by[("two_moons", "FFF")], by[("two_moons", "NPE (nsf)")]
+    print(f"two_moons: FFF - NPE C2ST = {fff[0] - nsf[0]:+.3f} (goal <= 0.03)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""sbi builders and trainers for free-form flows: ``build_fff``, ``build_mfff``, ``make_mfff``.
+
+The builders follow sbi's ``ConditionalEstimatorBuilder`` protocol, so a free-form flow drops
+into plain sbi code::
+
+    from sbi.inference import NPE
+    trainer = NPE(prior, density_estimator=sbiplug_fff.build_mfff(manifold="sphere"))
+
+``make_fff`` / ``make_mfff`` are the factories behind the registered estimators ``fff`` and
+``mfff``; they return sbi NPE trainers with a ``NullTracker``. The manifold trainer checks at
+``append_simulations`` that the parameters lie on the declared manifold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from sbi.inference import NPE
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from sbiplug_fff.flow import FreeFormFlow, ManifoldFreeFormFlow
+from sbiplug_fff.manifolds import Manifold, get_manifold
+
+__all__ = ["ManifoldNPE", "build_fff", "build_mfff", "make_fff", "make_mfff"]
+
+Builder = Callable[[Tensor, Tensor], FreeFormFlow]
+
+
+def _standardisation(values: Tensor, enabled: bool) -> dict[str, Tensor | None]:
+    if not enabled:
+        return {"shift": None, "scale": None}
+    scale = values.std(dim=0)
+    scale = torch.where(scale > 1e-8, scale, torch.ones_like(scale))
+    return {"shift": values.mean(dim=0), "scale": scale}
+
+
+def build_fff(
+    *,
+    hidden_features: int = 128,
+    num_blocks: int = 2,
+    beta: float = 25.0,
+    hutchinson_samples: int = 1,
+    embedding_net: nn.Module | None = None,
+    z_score_theta: bool = True,
+    z_score_x: bool = True,
+    chunk_size: int | None = 1024,
+) -> Builder:
+    """A builder of a Euclidean :class:`FreeFormFlow` from sbi's first batch (theta, x).
+
+    Arguments:
+        hidden_features, num_blocks: Width and depth of the residual encoder and decoder.
+        beta: Reconstruction weight (sum of squares; 25 in the authors' SBI configuration).
+        hutchinson_samples: Hutchinson vectors per training step.
+        embedding_net: Optional network for x.
+        z_score_theta, z_score_x: Standardise theta and x with the batch statistics.
+        chunk_size: Rows per vectorised Jacobian chunk in ``log_prob``.
+
+    Returns:
+        ``builder(batch_theta, batch_x) -> FreeFormFlow``.
+    """
+
+    def builder(batch_theta: Tensor, batch_x: Tensor) -> FreeFormFlow:
+        theta_scaling = _standardisation(batch_theta, z_score_theta)
+        x_scaling = _standardisation(batch_x, z_score_x)
+        return FreeFormFlow(
+            batch_theta.shape[-1],
+            tuple(batch_x.shape[1:]),
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            embedding_net=embedding_net,
+            beta=beta,
+            hutchinson_samples=hutchinson_samples,
+            theta_shift=theta_scaling["shift"],
+            theta_scale=theta_scaling["scale"],
+            x_shift=x_scaling["shift"],
+            x_scale=x_scaling["scale"],
+            chunk_size=chunk_size,
+        )
+
+    return builder
+
+
+def build_mfff(
+    *,
+    manifold: str | Manifold = "sphere",
+    hidden_features: int = 128,
+    num_blocks: int = 2,
+    beta: float = 100.0,
+    projection_weight: float = 10.0,
+    uniform_reconstruction_weight: float = 10.0,
+    latent_reconstruction_weight: float = 10.0,
+    noise: float = 0.0,
+    hutchinson_samples: int = 1,
+    embedding_net: nn.Module | None = None,
+    z_score_x: bool = True,
+    chunk_size: int | None = 1024,
+) -> Builder:
+    """A builder of a :class:`ManifoldFreeFormFlow` from sbi's first batch (theta, x).
+
+    Arguments:
+        manifold: ``"sphere"``, ``"torus"``, ``"so3"`` or a manifold object; its size comes
+            from theta's dimension (sphere: S^(D-1), torus: T^(D/2)).
+        beta, projection_weight, uniform_reconstruction_weight, latent_reconstruction_weight,
+            noise: Loss weights, see :class:`ManifoldFreeFormFlow`.
+        Other arguments: as in :func:`build_fff`.
+
+    Returns:
+        ``builder(batch_theta, batch_x) -> ManifoldFreeFormFlow``.
+    """
+    if not isinstance(manifold, Manifold):
+        get_manifold(manifold)  # fail now on an unknown name
+
+    def builder(batch_theta: Tensor, batch_x: Tensor) -> ManifoldFreeFormFlow:
+        found = get_manifold(manifold, batch_theta.shape[-1])
+        found.check(batch_theta, "parameters theta")
+        x_scaling = _standardisation(batch_x, z_score_x)
+        return ManifoldFreeFormFlow(
+            found,
+            tuple(batch_x.shape[1:]),
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            embedding_net=embedding_net,
+            beta=beta,
+            projection_weight=projection_weight,
+            uniform_reconstruction_weight=uniform_reconstruction_weight,
+            latent_reconstruction_weight=latent_reconstruction_weight,
+            noise=noise,
+            hutchinson_samples=hutchinson_samples,
+            x_shift=x_scaling["shift"],
+            x_scale=x_scaling["scale"],
+            chunk_size=chunk_size,
+        )
+
+    return builder
+
+
+class ManifoldNPE(NPE):
+    """sbi's NPE with a manifold check on the parameters passed to ``append_simulations``.
+
+    Arguments:
+        manifold: The manifold the parameters live on (a name is sized from theta).
+        **kwargs: Passed to :class:`sbi.inference.NPE`.
+    """
+
+    def __init__(self, manifold: str | Manifold, **kwargs: Any):
+        self.manifold = manifold
+        super().__init__(**kwargs)
+
+    def append_simulations(self, theta: Tensor, x: Tensor, *args: Any, **kwargs: Any):
+        theta = torch.as_tensor(theta)
+        if theta.ndim != 2:
+            raise ValueError(
+                f"parameters theta must have shape (num_simulations, D), got {tuple(theta.shape)}"
+            )
+        manifold = get_manifold(self.manifold, theta.shape[-1])
+        manifold.check(theta, "parameters theta passed to append_simulations")
+        return super().append_simulations(theta, x, *args, **kwargs)
+
+
+def _tracker(tracker: Any) -> Any:
+    if tracker is not None:
+        return tracker
+    from sbiplug.tracking import NullTracker
+
+    return NullTracker()
+
+
+def make_fff(
+    prior: Distribution | None,
+    *,
+    device: str = "cpu",
+    show_progress_bars: bool = False,
+    tracker: Any = None,
+    **network_options: Any,
+) -> NPE:
+    """The registered estimator ``fff``: sbi NPE with a Euclidean free-form flow.
+
+    Arguments:
+        prior: The prior over parameters.
+        device, show_progress_bars, tracker: Passed to sbi's NPE (tracker: a NullTracker).
+        **network_options: Passed to :func:`build_fff`.
+    """
+    return NPE(
+        prior=prior,
+        density_estimator=build_fff(**network_options),
+        device=device,
+        show_progress_bars=show_progress_bars,
+        tracker=_tracker(tracker),
+    )
+
+
+def make_mfff(
+    prior: Distribution | None,
+    *,
+    manifold: str | Manifold = "sphere",
+    device: str = "cpu",
+    show_progress_bars: bool = False,
+    tracker: Any = None,
+    **network_options: Any,
+) -> ManifoldNPE:
+    """The registered estimator ``mfff``: sbi NPE with a manifold free-form flow.
+
+    Arguments:
+        prior: The prior; its draws must lie on ``manifold`` (e.g.
+            :class:`~sbiplug_fff.distributions.UniformManifold`).
+        manifold: ``"sphere"``, ``"torus"`` or ``"so3"`` (a Study passes the simulator's
+            ``parameter_manifold``).
+        device, show_progress_bars, tracker: Passed to sbi's NPE (tracker: a NullTracker).
+        **network_options: Passed to :func:`build_mfff`.
+    """
+    found: str | Manifold = manifold
+    if prior is not None:
+        draws = prior.sample((16,))
+        found = get_manifold(manifold, draws.shape[-1])
+        found.check(draws, "prior draws")
+    builder = build_mfff(manifold=found, **network_options)
+    return ManifoldNPE(
+        found,
+        prior=prior,
+        density_estimator=builder,
+        device=device,
+        show_progress_bars=show_progress_bars,
+        tracker=_tracker(tracker),
+    )

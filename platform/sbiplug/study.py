@@ -1,0 +1,518 @@
+"""Study: simulate -> train -> infer -> diagnose in one call.
+
+A :class:`Study` names (or holds) a simulator, an estimator and diagnostics, validates all of
+them before any long work, then runs the amortised workflow of simulation-based inference
+(Cranmer, Brehmer & Louppe 2020, "The frontier of simulation-based inference"): simulate a
+training set from the prior, train a neural estimator on it, draw posterior samples for each
+observation and run the diagnostics. Every stage draws from its own seed spawned from the study
+seed, so a study is reproducible bit for bit on one machine, whichever executor simulates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
+from sbiplug.inference_data import draw_posterior_samples, posterior_log_prob
+from sbiplug.plugins import get_plugin_manager
+from sbiplug.registry import build, check_options, make_diagnostic, make_simulator
+from sbiplug.registry import diagnostics as diagnostic_specs
+from sbiplug.results import StudyResult, provenance_versions
+from sbiplug.simulation import FunctionSimulator, SimulationOptions, simulate_training_set
+from sbiplug.simulator import Simulator, SimulatorOutputError
+
+__all__ = ["Study", "StudyError", "seeded"]
+
+STAGES = ("simulation", "observations", "training", "sampling", "predictive", "diagnostics")
+
+
+class StudyError(ValueError):
+    """A study is misconfigured; raised before any long work starts."""
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's and NumPy's global RNGs inside the block, restoring them afterwards."""
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+
+
+def _stage_seeds(seed: int) -> dict[str, int]:
+    # below 2**30: diagnostics hand seeds (plus offsets) to scikit-learn, which wants < 2**32
+    children = np.random.SeedSequence(seed).spawn(len(STAGES))
+    return {
+        stage: int(child.generate_state(1)[0] % 2**30)
+        for stage, child in zip(STAGES, children, strict=True)
+    }
+
+
+def _accepts(factory: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+class Study:
+    """A simulation-based inference study.
+
+    Arguments:
+        simulator: A registered name, a :class:`Simulator`, or a ``(prior, callable)`` pair.
+        estimator: A registered name or a trainer factory ``factory(prior=..., **options)``.
+        num_simulations: Training simulations (NaN/inf rows are dropped from these).
+        diagnostics: Names to run, or a mapping name -> options. Diagnostics registered as
+            ``automatic`` run too when their requirements are met.
+        seed: The seed every stage's seed is spawned from.
+        simulator_options: Options for a simulator given by name.
+        estimator_options: Options for the estimator factory.
+        train_options: Keyword arguments of ``trainer.train``.
+        posterior_options: Keyword arguments of ``trainer.build_posterior``.
+        simulation: Chunking, executor and checkpoint folder of the simulations.
+        folder: The study folder; simulations are checkpointed in ``folder/simulations`` unless
+            ``simulation.folder`` says otherwise.
+        show_progress_bars: Whether long work shows progress bars.
+    """
+
+    def __init__(
+        self,
+        simulator: str | Simulator | tuple[Distribution, Callable[[Tensor], Tensor]] = "two_moons",
+        estimator: str | Callable[..., Any] = "npe",
+        *,
+        num_simulations: int = 1000,
+        diagnostics: Sequence[str] | Mapping[str, Mapping[str, Any]] = (),
+        seed: int = 0,
+        simulator_options: Mapping[str, Any] | None = None,
+        estimator_options: Mapping[str, Any] | None = None,
+        train_options: Mapping[str, Any] | None = None,
+        posterior_options: Mapping[str, Any] | None = None,
+        simulation: SimulationOptions | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        show_progress_bars: bool = True,
+    ) -> None:
+        if isinstance(num_simulations, bool) or not isinstance(num_simulations, int):
+            raise StudyError(f"num_simulations must be a positive int, got {num_simulations!r}")
+        if num_simulations < 2:
+            raise StudyError(f"num_simulations must be at least 2, got {num_simulations}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise StudyError(f"seed must be a non-negative int, got {seed!r}")
+        self.num_simulations = num_simulations
+        self.seed = seed
+        self.simulator_options = dict(simulator_options or {})
+        self.estimator_options = dict(estimator_options or {})
+        self.train_options = dict(train_options or {})
+        self.posterior_options = dict(posterior_options or {})
+        self.show_progress_bars = show_progress_bars
+        self.folder = None if folder is None else Path(folder)
+        simulation = simulation or SimulationOptions(show_progress_bars=show_progress_bars)
+        if not isinstance(simulation, SimulationOptions):
+            raise StudyError(
+                f"simulation must be a SimulationOptions, got {type(simulation).__name__}"
+            )
+        if simulation.folder is None and self.folder is not None:
+            simulation = _replace(simulation, folder=self.folder / "simulations")
+        if not show_progress_bars:
+            simulation = _replace(simulation, show_progress_bars=False)
+        self.simulation = simulation
+        self.simulator, self.simulator_name = self._resolve_simulator(simulator)
+        self.estimator_spec, self.estimator_factory, self.estimator_name = self._resolve_estimator(
+            estimator
+        )
+        self.diagnostic_options = self._resolve_diagnostics(diagnostics)
+        self._check_estimator_options()
+        self._dry_run()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _resolve_simulator(self, simulator: Any) -> tuple[Simulator, str | None]:
+        if isinstance(simulator, str):
+            return make_simulator(simulator, **self.simulator_options), simulator
+        if self.simulator_options:
+            raise StudyError("simulator_options apply only to a simulator given by name")
+        if isinstance(simulator, Simulator):
+            return simulator, None
+        if isinstance(simulator, tuple) and len(simulator) == 2:
+            prior, function = simulator
+            if isinstance(prior, Distribution) and callable(function):
+                return FunctionSimulator(prior, function), None
+        raise StudyError(
+            "simulator must be a registered name, an sbiplug.Simulator or a (prior, callable) "
+            f"pair, got {type(simulator).__name__}"
+        )
+
+    def _resolve_estimator(self, estimator: Any) -> tuple[Any, Callable[..., Any], str | None]:
+        if isinstance(estimator, str):
+            spec = get_plugin_manager().get("estimators", estimator)
+            manifold = self.simulator.parameter_manifold
+            if manifold not in spec.manifolds:
+                raise StudyError(
+                    f"estimator {estimator!r} handles parameters on {', '.join(spec.manifolds)}; "
+                    f"simulator {self.simulator.name!r} has parameters on {manifold!r}"
+                )
+            if spec.manifolds != ("euclidean",):
+                self.estimator_options.setdefault("manifold", manifold)
+            factory = spec.load()
+            if _accepts(factory, "show_progress_bars"):
+                self.estimator_options.setdefault("show_progress_bars", self.show_progress_bars)
+            try:
+                check_options(spec, factory, self.estimator_options, prior=self.simulator.prior)
+            except TypeError as error:
+                raise StudyError(str(error)) from None
+            return spec, factory, estimator
+        if callable(estimator):
+            return None, estimator, None
+        raise StudyError(
+            "estimator must be a registered name or a trainer factory, "
+            f"got {type(estimator).__name__}"
+        )
+
+    def _resolve_diagnostics(self, diagnostics: Any) -> dict[str, dict[str, Any]]:
+        if isinstance(diagnostics, str):
+            diagnostics = [diagnostics]
+        if isinstance(diagnostics, Mapping):
+            requested = {name: dict(options or {}) for name, options in diagnostics.items()}
+        else:
+            requested = {name: {} for name in diagnostics}
+        specs = diagnostic_specs()
+        for name, options in requested.items():
+            spec = get_plugin_manager().get("diagnostics", name)
+            try:
+                check_options(spec, spec.load(), options)
+                make_diagnostic(name, **options)  # constructors check their option values
+            except (TypeError, ValueError) as error:
+                raise StudyError(f"diagnostic {name!r}: {error}") from None
+        for name, spec in specs.items():
+            if spec.automatic and name not in requested:
+                requested[name] = {"_automatic": True}
+        return requested
+
+    def _check_estimator_options(self) -> None:
+        """Build a throw-away trainer and bind the train / posterior options to its methods."""
+        label = f"estimator {self.estimator_name or 'custom'!r}"
+        try:
+            trainer = self._build_trainer()
+        except (TypeError, ValueError) as error:
+            raise StudyError(f"{label}: {error}") from None
+        for method, options, key in (
+            ("train", self.train_options, "train_options"),
+            ("build_posterior", self.posterior_options, "posterior_options"),
+        ):
+            function = getattr(trainer, method, None)
+            if function is None:
+                raise StudyError(f"{label}: the trainer has no {method}() method")
+            try:
+                signature = inspect.signature(function)
+            except (TypeError, ValueError):
+                continue
+            try:
+                signature.bind_partial(**options)
+            except TypeError as error:
+                accepted = ", ".join(
+                    name
+                    for name, p in signature.parameters.items()
+                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                )
+                raise StudyError(
+                    f"{label}: {key} do not fit {method}(): {error}; accepted: {accepted}"
+                ) from None
+
+    def _dry_run(self) -> None:
+        """Simulate two rows so a wrong output shape fails now, not after hours."""
+        theta = self.simulator.sample_prior(2, seed=self.seed)
+        try:
+            x = self.simulator.simulate(theta, seed=self.seed)
+        except SimulatorOutputError as error:
+            raise SimulatorOutputError(f"2-row dry run failed: {error}") from None
+        if tuple(x.shape[1:]) != tuple(self.simulator.observation_shape):
+            raise SimulatorOutputError(
+                f"simulator {self.simulator.name!r}: a 2-row dry run returned shape "
+                f"{tuple(x.shape)}; expected {(2, *self.simulator.observation_shape)}"
+            )
+
+    def _met(self, requirement: str, has_truth: bool) -> bool:
+        if requirement == "observations":
+            return True  # observations are drawn from the prior when none are given
+        if requirement == "true_parameters":
+            return has_truth
+        if requirement == "reference_posterior":
+            return self.simulator.has_reference_posterior
+        if requirement == "log_prob":
+            return self.estimator_spec is None or self.estimator_spec.has_density
+        if requirement == "log_likelihood":
+            return self.simulator.has_log_likelihood
+        # an embedding net is known only once the network is built: see _drop_without_embedding
+        return requirement == "embedding_net"
+
+    def _selected_diagnostics(self, has_truth: bool) -> dict[str, dict[str, Any]]:
+        selected = {}
+        specs = diagnostic_specs()
+        for name, options in self.diagnostic_options.items():
+            options = dict(options)
+            automatic = options.pop("_automatic", False)
+            missing = [r for r in specs[name].requires if not self._met(r, has_truth)]
+            if missing and automatic:
+                continue
+            if missing:
+                raise StudyError(
+                    f"diagnostic {name!r} requires {', '.join(missing)}, which this study lacks "
+                    f"(simulator {self.simulator.name!r}, estimator "
+                    f"{self.estimator_name or 'custom'!r})"
+                )
+            selected[name] = options
+            if automatic:
+                selected[name]["_automatic"] = True
+        return selected
+
+    def _drop_without_embedding(
+        self, selected: dict[str, dict[str, Any]], trainer: Any
+    ) -> dict[str, dict[str, Any]]:
+        """Diagnostics that need an embedding net, checked against the trained network."""
+        network = getattr(trainer, "_neural_net", None)
+        embedding = getattr(network, "embedding_net", None)
+        # sbi wraps the default identity in a z-scoring layer: learned weights make a summary net
+        has_embedding = isinstance(embedding, torch.nn.Module) and any(
+            parameter.requires_grad for parameter in embedding.parameters()
+        )
+        kept = {}
+        specs = diagnostic_specs()
+        for name, options in selected.items():
+            options = dict(options)
+            automatic = options.pop("_automatic", False)
+            if "embedding_net" in specs[name].requires and not has_embedding:
+                if automatic:
+                    continue
+                raise StudyError(
+                    f"diagnostic {name!r} requires an embedding net; the trained "
+                    f"{self.estimator_name or 'custom'!r} network has none (pass "
+                    "estimator_options={'embedding_net': ...})"
+                )
+            kept[name] = options
+        return kept
+
+    def _observations(
+        self, observations: Any, true_parameters: Any, num_observations: int, seed: int
+    ) -> tuple[Tensor, Tensor | None]:
+        simulator = self.simulator
+        if true_parameters is not None:
+            true_parameters = torch.as_tensor(true_parameters, dtype=torch.float32)
+            if true_parameters.ndim == 1:
+                true_parameters = true_parameters.unsqueeze(0)
+            if true_parameters.ndim != 2 or true_parameters.shape[1] != simulator.num_parameters:
+                raise StudyError(
+                    f"true_parameters must have shape (n, {simulator.num_parameters}) for "
+                    f"parameters {list(simulator.parameter_names)}, got "
+                    f"{tuple(true_parameters.shape)}"
+                )
+        if observations is not None:
+            observations = torch.as_tensor(observations, dtype=torch.float32)
+            shape = tuple(simulator.observation_shape)
+            if tuple(observations.shape) == shape:
+                observations = observations.unsqueeze(0)
+            if tuple(observations.shape[1:]) != shape:
+                raise StudyError(
+                    f"observations must have shape (n, {', '.join(map(str, shape))}), got "
+                    f"{tuple(observations.shape)}"
+                )
+            if true_parameters is not None and len(true_parameters) != len(observations):
+                raise StudyError(
+                    f"{len(true_parameters)} true_parameters for {len(observations)} observations"
+                )
+            return observations, true_parameters
+        if true_parameters is None:
+            if isinstance(num_observations, bool) or not isinstance(num_observations, int):
+                raise StudyError(
+                    f"num_observations must be a positive int, got {num_observations!r}"
+                )
+            if num_observations < 1:
+                raise StudyError(f"num_observations must be positive, got {num_observations}")
+            true_parameters = simulator.sample_prior(num_observations, seed=seed)
+        return simulator.simulate(true_parameters, seed=seed), true_parameters
+
+    # -- the workflow -------------------------------------------------------------------------
+
+    def run(
+        self,
+        observations: Tensor | None = None,
+        true_parameters: Tensor | None = None,
+        *,
+        num_observations: int = 1,
+        num_posterior_samples: int = 1000,
+        num_predictive_draws: int = 100,
+    ) -> StudyResult:
+        """Simulate, train, sample the posterior of each observation and run the diagnostics.
+
+        Arguments:
+            observations: Observed data, shape ``(n, *observation_shape)``. When absent, they
+                are simulated from ``true_parameters``, or from ``num_observations`` prior draws.
+            true_parameters: Parameters behind the observations, shape ``(n, num_parameters)``.
+            num_observations: Observations to draw when neither of the above is given.
+            num_posterior_samples: Draws per observation (rounded up to a multiple of the number
+                of MCMC chains).
+            num_predictive_draws: Posterior draws per chain to simulate posterior predictive
+                data from (0: none).
+
+        Returns:
+            The :class:`StudyResult`.
+        """
+        if isinstance(num_posterior_samples, bool) or not isinstance(num_posterior_samples, int):
+            raise StudyError(
+                f"num_posterior_samples must be a positive int, got {num_posterior_samples!r}"
+            )
+        if num_posterior_samples < 1:
+            raise StudyError(f"num_posterior_samples must be positive, got {num_posterior_samples}")
+        if (
+            isinstance(num_predictive_draws, bool)
+            or not isinstance(num_predictive_draws, int)
+            or num_predictive_draws < 0
+        ):
+            raise StudyError(
+                f"num_predictive_draws must be a non-negative int, got {num_predictive_draws!r}"
+            )
+        seeds = _stage_seeds(self.seed)
+        has_truth = observations is None or true_parameters is not None
+        selected = self._selected_diagnostics(has_truth)
+        observations, true_parameters = self._observations(
+            observations, true_parameters, num_observations, seeds["observations"]
+        )
+        timings: dict[str, float] = {}
+
+        start = time.perf_counter()
+        simulations = simulate_training_set(
+            self.simulator, self.num_simulations, seed=seeds["simulation"], options=self.simulation
+        )
+        timings["simulation"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        with seeded(seeds["training"]):
+            trainer = self._build_trainer()
+            trainer.append_simulations(simulations.theta, simulations.x)
+            trainer.train(**self.train_options)
+            posterior = trainer.build_posterior(**self.posterior_options)
+        timings["training"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        with seeded(seeds["sampling"]):
+            samples = draw_posterior_samples(
+                posterior, observations, num_posterior_samples, self.show_progress_bars
+            )
+            log_prob = posterior_log_prob(posterior, samples, observations)
+        timings["sampling"] = time.perf_counter() - start
+
+        predictive = None
+        if num_predictive_draws > 0:
+            draws = samples[:, :, :num_predictive_draws]
+            flat = draws.reshape(-1, draws.shape[-1])
+            try:
+                predictive = self.simulator.simulate(flat, seed=seeds["predictive"])
+            except ValueError as error:  # e.g. draws outside the prior's support
+                warnings.warn(f"no posterior predictive data: {error}", stacklevel=2)
+            else:
+                predictive = predictive.reshape(
+                    *draws.shape[:-1], *self.simulator.observation_shape
+                )
+
+        selected = self._drop_without_embedding(selected, trainer)
+        context = DiagnosticContext(
+            simulator=self.simulator,
+            estimator=trainer,
+            posterior=posterior,
+            theta=simulations.theta,
+            x=simulations.x,
+            observations=observations,
+            true_parameters=true_parameters,
+            posterior_samples=samples.reshape(len(observations), -1, samples.shape[-1]),
+            seed=seeds["diagnostics"],
+            show_progress_bars=self.show_progress_bars,
+        )
+        results: dict[str, DiagnosticResult] = {}
+        for name, options in selected.items():
+            start = time.perf_counter()
+            with seeded(seeds["diagnostics"]):
+                results[name] = make_diagnostic(name, **options).run(context)
+            timings[f"diagnostic_{name}"] = time.perf_counter() - start
+
+        provenance = {
+            "seed": self.seed,
+            "simulator": self.simulator_name or "custom",
+            "simulator_class": type(self.simulator).__qualname__,
+            "simulator_options": self.simulator_options,
+            "estimator": self.estimator_name or "custom",
+            "estimator_options": _jsonable(self.estimator_options),
+            "train_options": _jsonable(self.train_options),
+            "posterior_options": _jsonable(self.posterior_options),
+            "diagnostics": {name: _jsonable(options) for name, options in selected.items()},
+            "num_simulations": self.num_simulations,
+            "num_invalid_simulations": simulations.num_invalid,
+            "num_resumed_simulations": simulations.num_resumed,
+            "num_posterior_samples": int(samples.shape[1] * samples.shape[2]),
+            "epochs_trained": _epochs_trained(trainer),
+            "simulation": self.simulation.describe(),
+            "timings_s": timings,
+            "versions": provenance_versions(),
+        }
+        return StudyResult(
+            simulator=self.simulator,
+            estimator=trainer,
+            posterior=posterior,
+            samples=samples,
+            observations=observations,
+            true_parameters=true_parameters,
+            diagnostics=results,
+            prior_samples=simulations.theta[:num_posterior_samples],
+            log_prob=log_prob,
+            posterior_predictive=predictive,
+            provenance=provenance,
+        )
+
+    def _build_trainer(self) -> Any:
+        prior = self.simulator.prior
+        if self.estimator_spec is not None:
+            return build(self.estimator_spec, self.estimator_options, prior=prior)
+        return self.estimator_factory(prior=prior, **self.estimator_options)
+
+
+def _epochs_trained(trainer: Any) -> int | None:
+    """Epochs of the last training round, from sbi's training summary when there is one."""
+    try:
+        epochs = trainer.summary["epochs_trained"]
+        return int(epochs[-1]) if epochs else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _replace(options: SimulationOptions, **changes: Any) -> SimulationOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, **changes)
+
+
+def _jsonable(value: Any) -> Any:
+    """Options as JSON-friendly values: containers kept, other objects named by their repr."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return repr(value)

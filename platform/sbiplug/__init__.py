@@ -102,6 +102,10 @@ class _SbiplugPackage(types.ModuleType):
             return
         super().__setattr__(name, value)
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickle by reference, as for plain modules (cloudpickle ships user simulators to dask)
+        return import_module, (self.__name__,)
+
 
 _LISTING_FUNCTIONS = frozenset({"simulators", "estimators", "diagnostics", "targets"})
 sys.modules[__name__].__class__ = _SbiplugPackage

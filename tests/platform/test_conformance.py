@@ -8,8 +8,9 @@ checked for reproducible draws and ``log_prob``, and saved and reloaded.
 from __future__ import annotations
 
 import pytest
-import sbiplug
 import torch
+
+import sbiplug
 from sbiplug.plugins import BUILTIN_PLUGINS
 from sbiplug.testing import check_estimator, check_simulator
 

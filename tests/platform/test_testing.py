@@ -7,9 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 import xarray as xr
+from torch.distributions import Independent, Uniform
+
+import sbiplug
 from sbiplug import DiagnosticSpec, EstimatorSpec, SimulatorSpec, hookimpl
 from sbiplug.diagnostic import Diagnostic, DiagnosticContext, DiagnosticResult
 from sbiplug.plugins import get_plugin_manager
@@ -20,7 +22,6 @@ from sbiplug.testing import (
     check_simulator,
     isolated_plugin_manager,
 )
-from torch.distributions import Independent, Uniform
 
 # -- throw-away contributions -------------------------------------------------------------------
 

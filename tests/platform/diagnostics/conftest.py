@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import sbiplug
 import torch
+from torch import Tensor
+
+import sbiplug
 from sbiplug.diagnostic import DiagnosticContext
 from sbiplug.simulator import Simulator
-from torch import Tensor
 
 NOISE_VARIANCE = 0.1
 POSTERIOR_VARIANCE = 0.05  # 1 / (1 / prior variance 0.1 + 1 / noise variance 0.1)

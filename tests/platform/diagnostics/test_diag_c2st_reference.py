@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import sbiplug
 import torch
+
+import sbiplug
 from sbiplug.diagnostics._common import DiagnosticInputError
 from sbiplug.diagnostics.c2st_reference import C2STReference
 

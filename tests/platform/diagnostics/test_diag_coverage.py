@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from sbiplug.diagnostics._common import DiagnosticInputError
 from sbiplug.diagnostics.coverage import Coverage
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
+
+import sbiplug
 from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
 from sbiplug.diagnostics._common import DiagnosticInputError
 from sbiplug.diagnostics.ppc import PosteriorPredictiveCheck

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
 from sbiplug.diagnostics._common import DiagnosticInputError
 from sbiplug.diagnostics.sbc import SBC

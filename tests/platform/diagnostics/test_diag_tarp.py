@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sbiplug.diagnostic import DiagnosticResult
 from sbiplug.diagnostics.tarp import TARP
 

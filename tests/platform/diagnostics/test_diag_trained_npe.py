@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+
 import sbiplug
 from sbiplug.diagnostic import DiagnosticContext
 from sbiplug.testing import check_diagnostic

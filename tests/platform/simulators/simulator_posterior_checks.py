@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sbi.utils.metrics import c2st
-from sbiplug.simulator import Simulator
 from torch import Tensor
+
+from sbiplug.simulator import Simulator
 
 
 def rejection_abc(

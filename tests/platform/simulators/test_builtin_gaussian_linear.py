@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 from scipy import stats
 from simulator_posterior_checks import (
@@ -15,6 +14,8 @@ from simulator_posterior_checks import (
     importance_moments,
     rejection_abc,
 )
+
+import sbiplug
 
 # C2ST bound: 1000 draws per side give a null accuracy with standard deviation ~0.011, so 0.55
 # is ~4.5 standard deviations above chance. Rejection ABC with epsilon = 0.05 adds a variance of

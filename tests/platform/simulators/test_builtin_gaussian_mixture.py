@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 from simulator_posterior_checks import (
     c2st_accuracy,
     rejection_abc,
 )
+
+import sbiplug
 
 # C2ST bound: 1000 draws per side, null standard deviation ~0.011, bound ~4.5 of them above
 # chance. Rejection ABC with epsilon = 0.05 adds a variance of epsilon^2 / 4 = 6e-4 per

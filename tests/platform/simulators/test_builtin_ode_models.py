@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 from scipy.integrate import solve_ivp
+
+import sbiplug
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 from sbi.utils.user_input_checks import process_prior
+
+import sbiplug
 
 BUILT_IN = {
     # name: (number of parameters, observation shape, has a reference posterior)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sbiplug
 import torch
 from scipy import stats
+
+import sbiplug
 
 
 def _covariance(theta: torch.Tensor) -> np.ndarray:

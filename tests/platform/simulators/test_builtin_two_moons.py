@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import sbiplug
 import torch
 from simulator_posterior_checks import (
     assert_moments_agree,
@@ -14,6 +13,8 @@ from simulator_posterior_checks import (
     importance_moments,
     rejection_abc,
 )
+
+import sbiplug
 
 # C2ST bound: with 1000 draws per side the null accuracy has standard deviation
 # sqrt(0.25 / 2000) ~ 0.011, so 0.55 sits ~4.5 standard deviations above chance. Rejection ABC

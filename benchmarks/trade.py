@@ -1,0 +1,220 @@
+"""Benchmark of TRADE (sbiplug_trade) against two baselines, side by side in one run.
+
+Targets: ``gmm_temperature`` (2-D GMM^beta, 15 betas log-spaced over [0.162, 6.16]) and
+``multi_well`` (d = 5, data at T = 1, evaluated over [0.4, 1.1] including T = 0.5).
+Methods, all with the same conditional flow:
+  TRADE   boundary NLL at c0 + TRADE residual over the range
+  NLL@c0  boundary NLL at c0 only (blind extrapolation)
+  revKL   reverse KL with c log-uniform over the range (no data)
+Columns per condition: normalised ESS, NLL of exact ground-truth draws (with the exact value
+-E_p log p from quadrature as NLL*), and the largest relative mode-mass error among modes with
+>= 1% ground-truth mass. Goals (issue 6): TRADE's ESS >= the better baseline's at every
+condition; median ESS over the GMM range >= 0.5; no mode lost (mode masses within 25%).
+
+Usage: ``python -m benchmarks.trade [--quick] [--only gmm|multi_well]`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from scipy.integrate import quad
+
+from sbiplug_trade import TRADE, effective_sample_size, mode_mass_error, negative_log_likelihood
+from sbiplug_trade.baselines import fit_reverse_kl
+from sbiplug_trade.mixture import GaussianMixtureTemperature
+from sbiplug_trade.wells import MultiWell
+
+SETTINGS = {
+    "full": {
+        "gmm": {
+            "model": {"transforms": 4, "bins": 10, "spline_bound": 6.0},
+            "fit": {
+                "steps": 2000,
+                "huber_delta": 3.0,
+                "learning_rate": 2e-3,
+                "conditions_per_step": 8,
+                "samples_per_condition": 64,
+                "data_per_condition": 16,
+            },
+            "nll_steps": 2000,
+            "rkl_steps": 2000,
+            "eval": 10_000,
+        },
+        "multi_well": {
+            "model": {"transforms": 4, "bins": 10, "spline_bound": 6.0},
+            "fit": {
+                "steps": 1200,
+                "huber_delta": 3.0,
+                "learning_rate": 2e-3,
+                "conditions_per_step": 8,
+                "samples_per_condition": 64,
+                "data_per_condition": 16,
+            },
+            "nll_steps": 1200,
+            "rkl_steps": 1200,
+            "eval": 20_000,
+        },
+    },
+    "quick": {
+        "gmm": {
+            "model": {"transforms": 2, "bins": 8},
+            "fit": {"steps": 60},
+            "nll_steps": 60,
+            "rkl_steps": 60,
+            "eval": 2000,
+        },
+        "multi_well": {
+            "model": {"transforms": 2, "bins": 8},
+            "fit": {"steps": 40},
+            "nll_steps": 40,
+            "rkl_steps": 40,
+            "eval": 2000,
+        },
+    },
+}
+
+
+def gmm_log_normaliser(target: GaussianMixtureTemperature, beta: float) -> float:
+    """log Z(beta) = log ∫ GMM^beta by a 1501^2 Riemann sum on [-14, 16]^2 (spacing 0.02)."""
+    grid = torch.linspace(-14, 16, 1501, dtype=torch.float64)
+    points = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
+    log_mixture = target.log_mixture(points.float()).double()
+    cell = float((grid[1] - grid[0]) ** 2)
+    return float(torch.logsumexp(beta * log_mixture, 0)) + math.log(cell)
+
+
+def well_log_normaliser(target: MultiWell, temperature: float) -> float:
+    value, _ = quad(lambda x: np.exp(-(x**4 - 4 * x**2) / temperature), -6, 6, limit=200)
+    return target.dim * math.log(value)
+
+
+def evaluate(model, target, condition, truth, num_eval, seed):
+    ess = effective_sample_size(model, target, condition, num_eval, seed=seed)
+    nll = negative_log_likelihood(model, truth, condition)
+    draws = model.sample(num_eval, condition, seed=seed + 1)
+    mode_error, _ = mode_mass_error(target, draws, truth)
+    return ess, nll, mode_error
+
+
+def run_target(name, target, conditions, settings, log_normaliser, show):
+    torch.manual_seed(0)
+    data = target.sample(20_000, target.base_condition, seed=0)
+    models, timings = {}, {}
+    start = time.time()
+    trade = TRADE(target, seed=0, show_progress_bars=show, **settings["model"])
+    trade.fit(data, **settings["fit"])
+    models["TRADE"], timings["TRADE"] = trade, time.time() - start
+    start = time.time()
+    nll_only = TRADE(target, seed=0, show_progress_bars=show, **settings["model"])
+    fit = {**settings["fit"], "steps": settings["nll_steps"], "trade_weight": 0.0}
+    nll_only.fit(data, **fit)
+    models["NLL@c0"], timings["NLL@c0"] = nll_only, time.time() - start
+    start = time.time()
+    reverse = TRADE(target, seed=0, show_progress_bars=show, **settings["model"])
+    reverse.build(data)  # the same fixed standardisation as the others
+    fit_reverse_kl(
+        reverse,
+        steps=settings["rkl_steps"],
+        batch_size=512,
+        conditions_per_step=8,
+        learning_rate=settings["fit"].get("learning_rate", 1e-3),
+    )
+    models["revKL"], timings["revKL"] = reverse, time.time() - start
+
+    methods = list(models)
+    rows = []
+    for index, c in enumerate(conditions):
+        truth = target.sample(settings["eval"], float(c), seed=100 + index)
+        exact_nll = float(-(target.log_density(truth, float(c)) - log_normaliser(float(c))).mean())
+        row = {"c": float(c), "nll*": exact_nll}
+        for method in methods:
+            row[method] = evaluate(
+                models[method], target, float(c), truth, settings["eval"], 7 + index
+            )
+        rows.append(row)
+
+    name_c = target.condition_name
+    print(
+        f"\n## {name}: {target.dim}-D, {name_c} in {target.condition_range}, "
+        f"base {target.base_condition}"
+    )
+    print("training wall time [s]: " + ", ".join(f"{m} {timings[m]:.0f}" for m in methods))
+    header = f"{name_c:>7} | " + " ".join(f"{'ESS ' + m:>12}" for m in methods)
+    header += " | " + " ".join(f"{'NLL ' + m:>12}" for m in methods) + f" {'NLL*':>7}"
+    header += " | " + " ".join(f"{'mode ' + m:>12}" for m in methods)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        line = f"{row['c']:7.3f} | " + " ".join(f"{row[m][0]:12.3f}" for m in methods)
+        line += " | " + " ".join(f"{row[m][1]:12.3f}" for m in methods) + f" {row['nll*']:7.3f}"
+        line += " | " + " ".join(f"{row[m][2]:12.3f}" for m in methods)
+        print(line)
+    trade_ess = np.array([row["TRADE"][0] for row in rows])
+    best_baseline = np.array([max(row["NLL@c0"][0], row["revKL"][0]) for row in rows])
+    wins = int((trade_ess >= best_baseline).sum())
+    worst_mode = max(row["TRADE"][2] for row in rows)
+    print(
+        f"goal ESS(TRADE) >= better baseline: {wins}/{len(rows)} conditions "
+        f"({'met' if wins == len(rows) else 'MISSED'})"
+    )
+    print(
+        f"median ESS(TRADE) = {np.median(trade_ess):.3f} (goal >= 0.5 on the GMM: "
+        f"{'met' if np.median(trade_ess) >= 0.5 else 'MISSED'})"
+    )
+    print(
+        f"largest mode-mass error (TRADE) = {worst_mode:.3f} (goal <= 0.25: "
+        f"{'met' if worst_mode <= 0.25 else 'MISSED'})"
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--only", choices=["gmm", "multi_well"], default=None)
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    mode = "quick" if args.quick else "full"
+    settings = SETTINGS[mode]
+    print("# benchmarks/trade.py: TRADE vs NLL@c0 vs reverse KL")
+    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(
+        f"machine: 2 cores, no GPU (shared with other jobs), "
+        f"torch threads 1, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
+    print(f"mode: {mode}; settings: {settings}")
+    if args.only in (None, "gmm"):
+        target = GaussianMixtureTemperature()
+        low, high = target.condition_range
+        conditions = np.exp(np.linspace(math.log(low), math.log(high), 15))
+        run_target(
+            "gmm_temperature",
+            target,
+            conditions,
+            settings["gmm"],
+            lambda b: gmm_log_normaliser(target, b),
+            args.progress,
+        )
+    if args.only in (None, "multi_well"):
+        target = MultiWell(dim=5)
+        conditions = np.array([0.4, 0.5, 0.6, 0.75, 0.9, 1.0, 1.1])
+        run_target(
+            "multi_well",
+            target,
+            conditions,
+            settings["multi_well"],
+            lambda t: well_log_normaliser(target, t),
+            args.progress,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""CMPE as an sbi estimator: accuracy, sbi utilities, batching, seeds, persistence, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from sbi.diagnostics import run_sbc, run_tarp
+from sbi.inference.posteriors import DirectPosterior
+from sbi.utils import BoxUniform
+from sbi.utils.metrics import c2st
+
+import sbiplug
+from sbiplug_cmpe import (
+    CMPE,
+    CMPEPosterior,
+    ConsistencyEstimator,
+    LowAcceptanceWarning,
+    NoDensityError,
+)
+
+ESTIMATOR_OPTIONS = {"hidden_features": 64, "num_blocks": 2}  # as in conftest.trained
+
+# A classifier cannot beat chance by more than a few percent on 2 x 1000 draws of the same
+# law (sd of C2ST about 0.015); a consistency model with 10 steps after 30 short epochs is
+# close to the analytic Gaussian, so 0.6 leaves room for training noise but fails a posterior
+# that is off by a fraction of its width (a shift of 0.5 sd already gives C2ST ~0.6).
+C2ST_BOUND = 0.6
+
+
+def test_plugin_import_is_torch_free_and_registers_cmpe():
+    code = (
+        "import sys, sbiplug_cmpe.plugin, sbiplug\n"
+        "assert 'torch' not in sys.modules, 'plugin import pulled in torch'\n"
+        "spec = sbiplug.estimators()['cmpe']\n"
+        "assert spec.has_density is False and spec.plugin == 'cmpe'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_make_estimator_builds_an_sbi_trainer():
+    from sbi.inference.trainers.npe.npe_base import PosteriorEstimatorTrainer
+
+    prior = sbiplug.make_simulator("gaussian_linear", dim=2).prior
+    trainer = sbiplug.make_estimator("cmpe", prior, steps=2)
+    assert isinstance(trainer, CMPE) and isinstance(trainer, PosteriorEstimatorTrainer)
+    assert trainer.steps == 2
+
+
+def test_accuracy_against_analytic_posterior(trained):
+    simulator, _, posterior = trained
+    assert isinstance(posterior, CMPEPosterior) and isinstance(posterior, DirectPosterior)
+    torch.manual_seed(1)
+    x_o = simulator.simulate(simulator.prior.sample((2,)), seed=2)
+    for i, x in enumerate(x_o):
+        samples = posterior.sample((1000,), x=x)
+        reference = simulator.reference_posterior(x, 1000, seed=3 + i)
+        assert samples.shape == (1000, 2)
+        score = c2st(samples, reference, classifier_kwargs={"n_estimators": 30, "n_jobs": 1})
+        assert float(score) < C2ST_BOUND
+
+
+def test_default_x_and_steps_override(trained):
+    simulator, trainer, _ = trained
+    posterior = trainer.build_posterior(steps=2)
+    assert posterior.steps == 2
+    x_o = simulator.simulate(torch.zeros(1, 2), seed=4)
+    posterior.set_default_x(x_o)
+    torch.manual_seed(0)
+    samples = posterior.sample((500,))
+    # analytic posterior mean x/2, sd sqrt(0.05): mean within 5 MC standard errors (+ bias room)
+    error = (samples.mean(0) - x_o[0] / 2).abs()
+    assert torch.all(error < 5 * 0.05**0.5 / 500**0.5 + 0.05)
+
+
+def test_run_sbc_and_run_tarp_accept_the_posterior(trained):
+    simulator, _, posterior = trained
+    torch.manual_seed(5)
+    theta = simulator.prior.sample((200,))
+    x = simulator.simulate(theta, seed=6)
+    ranks, dap_samples = run_sbc(theta, x, posterior, num_posterior_samples=100)
+    assert ranks.shape == (200, 2) and dap_samples.shape == (200, 2)
+    assert int(ranks.min()) >= 0 and int(ranks.max()) <= 100
+    # calibrated ranks are uniform on {0..100}: mean 50, sd of the mean 29 / sqrt(200) ~ 2
+    assert torch.all((ranks.float().mean(0) - 50).abs() < 10)
+    ecp, alpha = run_tarp(theta, x, posterior, num_posterior_samples=100)
+    assert ecp.shape == alpha.shape
+    # expected coverage tracks the credibility level for a calibrated posterior
+    assert float((ecp - alpha).abs().max()) < 0.2
+
+
+def test_sample_batched_matches_per_observation_sampling(trained):
+    simulator, _, posterior = trained
+    x_o = simulator.simulate(torch.tensor([[-0.5, 0.3], [0.0, 0.0], [0.6, -0.4]]), seed=7)
+    torch.manual_seed(8)
+    batched = posterior.sample_batched((4000,), x=x_o)
+    assert batched.shape == (4000, 3, 2)
+    for i, x in enumerate(x_o):
+        single = posterior.sample((4000,), x=x)
+        # two samples of the same law: means agree within 5 standard errors
+        standard_error = torch.sqrt((batched[:, i].var(0) + single.var(0)) / 4000)
+        assert torch.all((batched[:, i].mean(0) - single.mean(0)).abs() < 5 * standard_error)
+        assert torch.allclose(batched[:, i].std(0), single.std(0), rtol=0.1)
+
+
+def test_sample_batched_embeds_each_observation_once(trained):
+    _, _, posterior = trained
+    estimator = posterior.posterior_estimator
+    calls = []
+    handle = estimator.embedding_net.register_forward_hook(
+        lambda module, args, output: calls.append(args[0].shape[0])
+    )
+    try:
+        posterior.sample_batched((300,), x=torch.zeros(5, 2))
+    finally:
+        handle.remove()
+    assert calls and all(rows == 5 for rows in calls)
+
+
+def test_same_seed_same_samples(trained):
+    _, _, posterior = trained
+    x = torch.tensor([0.2, -0.1])
+    torch.manual_seed(11)
+    first = posterior.sample((100,), x=x)
+    torch.manual_seed(11)
+    second = posterior.sample((100,), x=x)
+    torch.manual_seed(12)
+    third = posterior.sample((100,), x=x)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, third)
+
+
+def test_log_prob_raises_a_clear_error(trained):
+    _, _, posterior = trained
+    x = torch.zeros(2)
+    for call in (
+        lambda: posterior.log_prob(torch.zeros(3, 2), x=x),
+        lambda: posterior.posterior_estimator.log_prob(torch.zeros(1, 3, 2), torch.zeros(3, 2)),
+        lambda: posterior.map(x=x),
+    ):
+        with pytest.raises(NoDensityError, match="CMPE") as error:
+            call()
+        assert "SBC" in str(error.value) and "TARP" in str(error.value)
+
+
+def test_prior_support_is_respected_with_low_acceptance_warning(trained):
+    _, trainer, _ = trained
+    narrow = BoxUniform(-0.05 * torch.ones(2), 0.05 * torch.ones(2))
+    posterior = trainer.build_posterior(prior=narrow)
+    torch.manual_seed(0)
+    with pytest.warns(LowAcceptanceWarning, match="prior support"):
+        samples = posterior.sample((200,), x=torch.zeros(2))
+    assert samples.abs().max() <= 0.05
+
+
+def test_curriculum_state_and_sigma_data_live_in_buffers(trained):
+    _, trainer, _ = trained
+    net = trainer._neural_net
+    assert isinstance(net, ConsistencyEstimator)
+    state = net.state_dict()
+    for name in ("step", "total_steps", "sigma_data", "theta_standardize.shift"):
+        assert name in state
+    batches_per_epoch = 900 // 64
+    assert int(state["total_steps"]) == 31 * batches_per_epoch
+    assert 0 < int(state["step"]) <= int(state["total_steps"])
+    # boundary condition f(theta, eps, c) = theta holds by construction
+    theta = torch.randn(7, 2)
+    context = net.embed_condition(torch.randn(7, 2))
+    time = torch.full((7, 1), net.eps)
+    assert torch.allclose(net.consistency_function(theta, time, context), theta)
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    from sbiplug.persistence import load_trainer, save_trainer
+
+    simulator, trainer, _ = trained
+    save_trainer(trainer, tmp_path / "cmpe", estimator="cmpe", options=ESTIMATOR_OPTIONS)
+    loaded = load_trainer(tmp_path / "cmpe", simulator.prior)
+    assert isinstance(loaded, CMPE)
+    before, after = trainer._neural_net.state_dict(), loaded._neural_net.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    x = torch.tensor([0.3, 0.1])
+    torch.manual_seed(3)
+    expected = trainer.build_posterior().sample((50,), x=x)
+    torch.manual_seed(3)
+    assert torch.equal(loaded.build_posterior().sample((50,), x=x), expected)
+
+
+def test_resume_training_continues_the_curriculum(gaussian_task):
+    simulator, theta, x = gaussian_task
+
+    class RecordingCMPE(CMPE):
+        def _train_epoch(self, *args, **kwargs):
+            self.epoch_starts.append(int(self._neural_net.step))
+            return super()._train_epoch(*args, **kwargs)
+
+    torch.manual_seed(0)
+    trainer = RecordingCMPE(simulator.prior, hidden_features=16, num_blocks=1)
+    trainer.epoch_starts = []
+    trainer.append_simulations(theta[:200], x[:200])
+    trainer.train(max_num_epochs=1, stop_after_epochs=100)
+    net = trainer._neural_net
+    batches = 180 // 64
+    assert int(net.total_steps) == 2 * batches
+    assert trainer.epoch_starts == [0, batches]
+    trainer.train(max_num_epochs=3, stop_after_epochs=100, resume_training=True)
+    # K stays fixed and k continues from the stored buffer instead of restarting at 0
+    assert int(trainer._neural_net.total_steps) == 2 * batches
+    assert trainer.epoch_starts[2:] and trainer.epoch_starts[2] > 0
+
+
+def test_embedding_net_and_summary_loss_are_trained_jointly(gaussian_task):
+    simulator, theta, x = gaussian_task
+    shapes = []
+
+    def summary_loss(summary: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(summary.shape))
+        return summary.square().mean()
+
+    def trained_embedding(weight: float) -> torch.nn.Module:
+        torch.manual_seed(0)
+        embedding = torch.nn.Linear(2, 3)
+        trainer = CMPE(
+            simulator.prior,
+            hidden_features=16,
+            num_blocks=1,
+            embedding_net=embedding,
+            summary_loss=summary_loss,
+            summary_loss_weight=weight,
+        )
+        trainer.append_simulations(theta[:300], x[:300]).train(
+            max_num_epochs=4, stop_after_epochs=100, learning_rate=1e-2
+        )
+        return trainer._neural_net.embedding_net
+
+    torch.manual_seed(0)
+    initial_weight = torch.nn.Linear(2, 3).weight.detach().clone()
+    free = trained_embedding(0.0)
+    penalised = trained_embedding(100.0)
+    assert (64, 3) in shapes
+    assert not torch.equal(free[1].weight, initial_weight)  # index 0 is the z-scoring
+    probe = torch.randn(100, 2)
+    with torch.no_grad():
+        assert penalised(probe).square().mean() < 0.75 * free(probe).square().mean()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"s0": 20, "s1": 10}, "s1"),
+        ({"eps": 1.0, "max_time": 1.0}, "eps"),
+        ({"eps": 0.0}, "eps"),
+        ({"dropout": 1.5}, "dropout"),
+    ],
+)
+def test_bad_options_fail_before_training(options, match):
+    prior = BoxUniform(-torch.ones(2), torch.ones(2))
+    with pytest.raises(ValueError, match=match):
+        CMPE(prior, **options)
+
+
+def test_bad_simulations_and_posterior_options_fail_early(trained):
+    _, trainer, _ = trained
+    prior = BoxUniform(-torch.ones(2), torch.ones(2))
+    with pytest.raises(ValueError, match="same number of rows"):
+        CMPE(prior).append_simulations(torch.zeros(10, 2), torch.zeros(9, 2))
+    with pytest.raises(ValueError, match="steps"):
+        trainer.build_posterior(steps=0)
+    with pytest.raises(ValueError, match="direct"):
+        trainer.build_posterior(sample_with="mcmc")
+    with pytest.raises(RuntimeError, match="train"):
+        CMPE(prior).build_posterior()
+
+
+def test_training_on_the_device_option_moves_everything(gaussian_task):
+    """device='cpu' explicitly: buffers, parameters and samples share the training device."""
+    simulator, theta, x = gaussian_task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = CMPE(simulator.prior, device="cpu", hidden_features=8, num_blocks=1)
+        trainer.append_simulations(theta[:100], x[:100]).train(max_num_epochs=1)
+    devices = {tensor.device.type for tensor in trainer._neural_net.state_dict().values()}
+    assert devices == {"cpu"}
+    assert trainer.build_posterior().sample((3,), x=x[0]).device.type == "cpu"
+
+
+def test_sbiplug_conformance_kit_accepts_cmpe():
+    from sbiplug.testing import check_estimator
+
+    report = check_estimator(
+        "cmpe",
+        estimator_options={"hidden_features": 16, "num_blocks": 1},
+        train_options={"max_num_epochs": 3},
+    )
+    assert report["sample_shape"] == (20, 2)
+    assert report["log_prob_mean"] is None  # has_density=False: no log_prob is asked for
+    assert report["save_load_checked"]
+
+
+def test_study_runs_cmpe_and_restores_it_from_saved_results(tmp_path):
+    from sbiplug.results import StudyResult
+
+    study = sbiplug.Study(
+        simulator="gaussian_linear",
+        simulator_options={"dim": 2},
+        estimator="cmpe",
+        estimator_options={"hidden_features": 16, "num_blocks": 1},
+        train_options={"max_num_epochs": 3},
+        num_simulations=200,
+        seed=0,
+        show_progress_bars=False,
+    )
+    result = study.run(num_observations=2, num_posterior_samples=50, num_predictive_draws=0)
+    result.save(tmp_path / "study")
+    loaded = StudyResult.load(tmp_path / "study")
+    assert isinstance(loaded.estimator, CMPE)
+    x = torch.tensor([0.1, -0.2])
+    torch.manual_seed(9)
+    expected = result.estimator.build_posterior().sample((30,), x=x)
+    torch.manual_seed(9)
+    assert torch.equal(loaded.estimator.build_posterior().sample((30,), x=x), expected)

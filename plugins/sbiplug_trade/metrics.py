@@ -3,8 +3,10 @@
 * normalised effective sample size of importance weights log w = log p~(x | c) - log q(x | c) on
   draws x ~ q(. | c): ESS_r = exp(2 LSE(log w) - LSE(2 log w) - log N), in (0, 1];
 * negative log-likelihood of ground-truth draws, -mean log q(x | c);
-* mass per mode under q against ground truth, for targets that label modes (``mode_labels``).
-  ESS alone cannot see a lost mode (draws from q never visit it), the mode masses can.
+* mass per mode under q against ground truth, for targets that label modes (``mode_labels``);
+  the truth is either ground-truth draws or exact masses (``target.exact_mode_masses(c)``, e.g.
+  by quadrature), the same labelling for both. ESS alone cannot see a lost mode (draws from q
+  never visit it), the mode masses can.
 """
 
 from __future__ import annotations
@@ -71,14 +73,25 @@ def mode_mass_error(
     Arguments:
         target: A target with ``mode_labels``.
         samples: Draws from the model, shape ``(n, dim)``.
-        reference: Ground-truth draws, shape ``(m, dim)``.
+        reference: Ground-truth draws, shape ``(m, dim)``, or the exact masses per mode, shape
+            ``(num_modes,)`` (no Monte Carlo noise on the truth side).
         min_mass: Modes lighter than this in the reference are not compared (their relative error
             is dominated by Monte Carlo noise).
 
     Returns:
         The largest |q_k - p_k| / p_k, and the per-mode relative errors (NaN for light modes).
     """
-    model, truth = mode_masses(target, samples), mode_masses(target, reference)
+    model = mode_masses(target, samples)
+    reference = torch.as_tensor(reference)
+    if reference.ndim == 1:
+        if len(reference) != len(model):
+            raise ValueError(
+                f"mode_mass_error on target {target.name!r}: exact masses must have shape "
+                f"({len(model)},), got {tuple(reference.shape)}"
+            )
+        truth = reference.double()
+    else:
+        truth = mode_masses(target, reference)
     relative = (model - truth).abs() / truth
     relative = torch.where(truth >= min_mass, relative, torch.full_like(relative, float("nan")))
     return float(relative.nan_to_num(0.0).max()), relative

@@ -60,6 +60,11 @@ class _TemperatureWell(Target):
     def num_modes(self) -> int:
         return 2**self.num_wells
 
+    def exact_mode_masses(self, c: float) -> Tensor:
+        """Mass of each orthant, shape ``(num_modes,)``: E is even in every quartic coordinate,
+        so all 2^wells orthants hold the same mass at every temperature."""
+        return torch.full((self.num_modes,), 1.0 / self.num_modes, dtype=torch.float64)
+
 
 class DoubleWell(_TemperatureWell):
     """E(x) = x_1^4 - 4 x_1^2 + x_2^2 / 2 at temperature T.

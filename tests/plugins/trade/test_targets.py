@@ -15,7 +15,7 @@ from scipy.integrate import quad
 
 import sbiplug
 from sbiplug_trade.checks import condition_gradient
-from sbiplug_trade.metrics import mode_masses
+from sbiplug_trade.metrics import mode_mass_error, mode_masses
 
 NAMES = ("gmm_temperature", "double_well", "multi_well", "phi4", "power_posterior")
 
@@ -41,6 +41,22 @@ def test_gmm_rejection_sampler_matches_grid_mode_masses(beta):
     empirical = mode_masses(target, target.sample(n, beta, seed=1))
     standard_error = torch.sqrt(exact * (1 - exact) / n)
     assert bool(((empirical - exact).abs() <= 4 * standard_error + 2e-3).all())
+    # the finer quadrature the benchmark uses agrees with this one to discretisation error
+    torch.testing.assert_close(target.exact_mode_masses(beta), exact, atol=2e-3, rtol=0)
+
+
+def test_mode_mass_error_against_exact_masses():
+    well = sbiplug.make_target("multi_well", dim=2)
+    masses = well.exact_mode_masses(0.5)
+    assert masses.tolist() == [0.25] * 4
+    draws = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]).repeat(5, 1)
+    assert mode_mass_error(well, draws, masses)[0] == 0.0
+    lopsided = torch.cat([draws, torch.tensor([[1.0, 1.0]] * 20)])  # orthant 3 holds 25 of 40
+    error, relative = mode_mass_error(well, lopsided, masses)
+    assert error == pytest.approx((25 / 40 - 0.25) / 0.25)
+    assert relative[0].item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="exact masses"):
+        mode_mass_error(well, draws, torch.ones(3) / 3)
 
 
 @pytest.mark.parametrize("temperature", [0.4, 1.0])

@@ -10,13 +10,12 @@ seed, so a study is reproducible bit for bit on one machine, whichever executor 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +30,17 @@ from sbiplug.plugins import get_plugin_manager
 from sbiplug.registry import build, check_options, make_diagnostic, make_simulator
 from sbiplug.registry import diagnostics as diagnostic_specs
 from sbiplug.results import StudyResult, provenance_versions
+from sbiplug.seeding import seeded
 from sbiplug.simulation import FunctionSimulator, SimulationOptions, simulate_training_set
 from sbiplug.simulator import Simulator, SimulatorOutputError
 
-__all__ = ["Study", "StudyError", "seeded"]
+__all__ = ["Study", "StudyError"]
 
 STAGES = ("simulation", "observations", "training", "sampling", "predictive", "diagnostics")
 
 
 class StudyError(ValueError):
     """A study is misconfigured; raised before any long work starts."""
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's and NumPy's global RNGs inside the block, restoring them afterwards."""
-    numpy_state = np.random.get_state()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
 
 
 def _stage_seeds(seed: int) -> dict[str, int]:

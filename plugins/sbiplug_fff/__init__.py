@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "FreeFormFlow",
+    "FreeFormNPE",
     "ManifoldFreeFormFlow",
     "ManifoldNPE",
     "ProductVonMises",
@@ -33,6 +34,7 @@ __all__ = [
 _LOCATIONS = {
     "FreeFormFlow": "flow",
     "ManifoldFreeFormFlow": "flow",
+    "FreeFormNPE": "estimator",
     "ManifoldNPE": "estimator",
     "build_fff": "estimator",
     "build_mfff": "estimator",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +26,9 @@ __all__ = [
     "figure_and_axes",
     "parameter_names",
     "posterior_draws",
+    "resolve_progress",
     "resolve_seed",
+    "sbi_budget_warnings_silenced",
     "seeded",
     "test_pairs",
 ]
@@ -170,6 +174,30 @@ def posterior_draws(
         return get_posterior_samples_on_batch(
             xs, posterior, (num_samples,), show_progress_bar=show_progress_bars
         )
+
+
+def resolve_progress(option: bool | None, context: DiagnosticContext) -> bool:
+    """The diagnostic's own ``show_progress_bars`` option, else the context's."""
+    return context.show_progress_bars if option is None else option
+
+
+SBI_BUDGET_WARNINGS = (
+    ".*should be on the order of 100s.*",
+    ".*less than 100 samples.*",
+    ".*[Bb]atched sampling.*",
+    ".*Capping max_sampling_batch_size.*",
+    ".*unnormalized.*",
+)
+"""sbi's advice on budgets and sampling paths; a diagnostic's budget is the user's choice."""
+
+
+@contextmanager
+def sbi_budget_warnings_silenced() -> Iterator[None]:
+    """Silence :data:`SBI_BUDGET_WARNINGS` inside the block (other warnings still show)."""
+    with warnings.catch_warnings():
+        for message in SBI_BUDGET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def dkw_epsilon(num_values: int, alpha: float) -> float:

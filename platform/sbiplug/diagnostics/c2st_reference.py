@@ -22,6 +22,7 @@ from sbiplug.diagnostics._common import (
     parameter_names,
     require_observations,
     require_variables,
+    resolve_progress,
     resolve_seed,
     seeded,
 )
@@ -103,11 +104,7 @@ class C2STReference(Diagnostic):
                 f"{tuple(stored.shape)}"
             )
         seed = resolve_seed(self.seed, context)
-        progress = (
-            context.show_progress_bars
-            if self.show_progress_bars is None
-            else self.show_progress_bars
-        )
+        progress = resolve_progress(self.show_progress_bars, context)
 
         accuracies, moments = [], []
         for index, x_o in enumerate(observations):

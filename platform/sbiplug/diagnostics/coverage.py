@@ -27,7 +27,9 @@ from sbiplug.diagnostics._common import (
     figure_and_axes,
     require_posterior,
     require_variables,
+    resolve_progress,
     resolve_seed,
+    sbi_budget_warnings_silenced,
     seeded,
     test_pairs,
 )
@@ -92,21 +94,13 @@ class Coverage(Diagnostic):
 
         posterior = require_posterior(context, self.name)
         seed = resolve_seed(self.seed, context)
-        progress = (
-            context.show_progress_bars
-            if self.show_progress_bars is None
-            else self.show_progress_bars
-        )
+        progress = resolve_progress(self.show_progress_bars, context)
         theta, x, source = test_pairs(context, self.num_coverage_runs, seed, self.name)
         log_prob = _log_prob_function(posterior)
         _probe(log_prob, theta[:1], x[0], posterior)
 
         samples = self.num_posterior_samples
-        with seeded(derive_seed(seed, "posterior")), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*should be on the order of 100s.*")
-            warnings.filterwarnings("ignore", message=".*[Bb]atched sampling.*")
-            warnings.filterwarnings("ignore", message=".*Capping max_sampling_batch_size.*")
-            warnings.filterwarnings("ignore", message=".*unnormalized.*")
+        with seeded(derive_seed(seed, "posterior")), sbi_budget_warnings_silenced():
             ranks, _ = run_sbc(
                 theta,
                 x,

@@ -23,6 +23,7 @@ from sbiplug.diagnostics._common import (
     figure_and_axes,
     require_observations,
     require_variables,
+    resolve_progress,
     resolve_seed,
     seeded,
 )
@@ -95,11 +96,7 @@ class PosteriorPredictiveCheck(Diagnostic):
                 f"{tuple(stored.shape)}"
             )
         seed = resolve_seed(self.seed, context)
-        progress = (
-            context.show_progress_bars
-            if self.show_progress_bars is None
-            else self.show_progress_bars
-        )
+        progress = resolve_progress(self.show_progress_bars, context)
 
         replicates, observed = [], []
         for index, x_o in enumerate(observations):

@@ -14,7 +14,6 @@ do not bias them. The ranks are also stored as probability integral transform va
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 from sbiplug.diagnostic import Diagnostic, DiagnosticContext, DiagnosticResult
@@ -26,7 +25,9 @@ from sbiplug.diagnostics._common import (
     parameter_names,
     require_posterior,
     require_variables,
+    resolve_progress,
     resolve_seed,
+    sbi_budget_warnings_silenced,
     seeded,
     test_pairs,
 )
@@ -98,23 +99,14 @@ class SBC(Diagnostic):
 
         posterior = require_posterior(context, self.name)
         seed = resolve_seed(self.seed, context)
-        progress = (
-            context.show_progress_bars
-            if self.show_progress_bars is None
-            else self.show_progress_bars
-        )
+        progress = resolve_progress(self.show_progress_bars, context)
         theta, x, source = test_pairs(context, self.num_sbc_runs, seed, self.name)
         if len(theta) < 2:
             raise DiagnosticInputError(f"diagnostic 'sbc' needs >= 2 pairs, got {len(theta)}")
         num_parameters = theta.shape[1]
         samples = self.num_posterior_samples
 
-        with seeded(derive_seed(seed, "posterior")), warnings.catch_warnings():
-            # sbi warns below 100 runs / draws; the user chose the budget knowingly.
-            warnings.filterwarnings("ignore", message=".*should be on the order of 100s.*")
-            warnings.filterwarnings("ignore", message=".*less than 100 samples.*")
-            warnings.filterwarnings("ignore", message=".*[Bb]atched sampling.*")
-            warnings.filterwarnings("ignore", message=".*Capping max_sampling_batch_size.*")
+        with seeded(derive_seed(seed, "posterior")), sbi_budget_warnings_silenced():
             ranks, dap = run_sbc(
                 theta,
                 x,

@@ -13,7 +13,6 @@ posterior. Computed with :func:`sbi.diagnostics.run_tarp` and judged with
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 from sbiplug.diagnostic import Diagnostic, DiagnosticContext, DiagnosticResult
@@ -22,7 +21,9 @@ from sbiplug.diagnostics._common import (
     figure_and_axes,
     require_posterior,
     require_variables,
+    resolve_progress,
     resolve_seed,
+    sbi_budget_warnings_silenced,
     seeded,
     test_pairs,
 )
@@ -90,17 +91,10 @@ class TARP(Diagnostic):
 
         posterior = require_posterior(context, self.name)
         seed = resolve_seed(self.seed, context)
-        progress = (
-            context.show_progress_bars
-            if self.show_progress_bars is None
-            else self.show_progress_bars
-        )
+        progress = resolve_progress(self.show_progress_bars, context)
         theta, x, source = test_pairs(context, self.num_tarp_runs, seed, self.name)
         num_bins = self.num_bins or max(2, len(theta) // 10)
-        with seeded(derive_seed(seed, "posterior")), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*should be on the order of 100s.*")
-            warnings.filterwarnings("ignore", message=".*[Bb]atched sampling.*")
-            warnings.filterwarnings("ignore", message=".*Capping max_sampling_batch_size.*")
+        with seeded(derive_seed(seed, "posterior")), sbi_budget_warnings_silenced():
             ecp, credibility = run_tarp(
                 theta,
                 x,

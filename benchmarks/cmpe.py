@@ -148,9 +148,9 @@ def run_setting(task: str, num_simulations: int, arguments) -> list[dict]:
         with contextlib.redirect_stdout(io.StringIO()):  # sbi prints convergence messages
             trainer = train(prior, theta, x, arguments)
         train_seconds = time.perf_counter() - start
-        variants = [("CMPE (2 steps)", 2), ("CMPE (10 steps)", 10)] if name == "CMPE" else [
-            (name, None)
-        ]
+        variants = (
+            [("CMPE (2 steps)", 2), ("CMPE (10 steps)", 10)] if name == "CMPE" else [(name, None)]
+        )
         for label, steps in variants:
             posterior = trainer.build_posterior(steps=steps) if steps else trainer.build_posterior()
             torch.manual_seed(arguments.seed + 7)
@@ -205,8 +205,9 @@ def goals(rows: list[dict]) -> list[str]:
 
     lines = []
     large, small = max(r["sims"] for r in rows), min(r["sims"] for r in rows)
-    cmpe, npe = get("two_moons", large, "CMPE (10 steps)", "c2st"), get(
-        "two_moons", large, "NPE (nsf)", "c2st"
+    cmpe, npe = (
+        get("two_moons", large, "CMPE (10 steps)", "c2st"),
+        get("two_moons", large, "NPE (nsf)", "c2st"),
     )
     if cmpe is not None and npe is not None:
         verdict = "met" if cmpe <= npe + 0.02 else "MISSED"
@@ -226,8 +227,9 @@ def goals(rows: list[dict]) -> list[str]:
                 f"{nsf / c10:.2f}x (goal >= 1: {'met' if nsf >= c10 else 'MISSED'})"
             )
     for task in ("gaussian_mixture", "two_moons"):
-        cmpe, npe = get(task, small, "CMPE (10 steps)", "c2st"), get(
-            task, small, "NPE (nsf)", "c2st"
+        cmpe, npe = (
+            get(task, small, "CMPE (10 steps)", "c2st"),
+            get(task, small, "NPE (nsf)", "c2st"),
         )
         if cmpe is not None and npe is not None and cmpe == cmpe:
             verdict = "met" if cmpe <= npe else "MISSED"

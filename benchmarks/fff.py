@@ -36,9 +36,15 @@ from sbiplug_fff.manifolds import Torus
 # results stay reproducible if the package defaults change. Flows train with FreeFormNPE
 # (cosine learning-rate decay over flow_epochs, from FLOW_LEARNING_RATE).
 # M-FFF: no projection or uniform-sample penalties (both held the torus posterior too broad).
-MFFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=100.0, projection_weight=0.0,
-                    uniform_reconstruction_weight=0.0, latent_reconstruction_weight=10.0,
-                    hutchinson_samples=1)
+MFFF_NETWORK = dict(
+    hidden_features=128,
+    num_blocks=2,
+    beta=100.0,
+    projection_weight=0.0,
+    uniform_reconstruction_weight=0.0,
+    latent_reconstruction_weight=10.0,
+    hutchinson_samples=1,
+)
 # FFF: beta = 1000, as two_moons' posterior is ~50x narrower than the prior that sets the
 # standardisation; with 25 the decoder is no inverse of the encoder at that scale.
 FFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=1000.0, hutchinson_samples=1)
@@ -51,23 +57,45 @@ TASKS = ("vmf_direction", "torus_angles", "two_moons")
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke version")
-    parser.add_argument("--only", nargs="+", choices=TASKS, default=list(TASKS),
-                        help="run only these tasks")
-    parser.add_argument("--flow-epochs", type=int, default=None,
-                        help="override max_num_epochs of the flows (M-FFF, FFF)")
-    parser.add_argument("--mfff-beta", type=float, default=None,
-                        help="override the M-FFF reconstruction weight beta")
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help="run only these methods (e.g. FFF M-FFF)")
+    parser.add_argument(
+        "--only", nargs="+", choices=TASKS, default=list(TASKS), help="run only these tasks"
+    )
+    parser.add_argument(
+        "--flow-epochs",
+        type=int,
+        default=None,
+        help="override max_num_epochs of the flows (M-FFF, FFF)",
+    )
+    parser.add_argument(
+        "--mfff-beta",
+        type=float,
+        default=None,
+        help="override the M-FFF reconstruction weight beta",
+    )
+    parser.add_argument(
+        "--methods", nargs="+", default=None, help="run only these methods (e.g. FFF M-FFF)"
+    )
     return parser.parse_args()
 
 
 def settings(quick: bool) -> dict:
     if quick:
-        return dict(simulations=1000, flow_epochs=3, baseline_epochs=3, observations=1,
-                    c2st_draws=500, timing_draws=2000)
-    return dict(simulations=10_000, flow_epochs=100, baseline_epochs=150, observations=3,
-                c2st_draws=2000, timing_draws=10_000)
+        return dict(
+            simulations=1000,
+            flow_epochs=3,
+            baseline_epochs=3,
+            observations=1,
+            c2st_draws=500,
+            timing_draws=2000,
+        )
+    return dict(
+        simulations=10_000,
+        flow_epochs=100,
+        baseline_epochs=150,
+        observations=3,
+        c2st_draws=2000,
+        timing_draws=10_000,
+    )
 
 
 def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, float]:
@@ -93,8 +121,9 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
     n = config["simulations"]
     theta = simulator.sample_prior(n, seed=0)
     x = simulator.simulate(theta, seed=1)
-    observations = simulator.simulate(simulator.sample_prior(config["observations"], seed=2),
-                                      seed=3)
+    observations = simulator.simulate(
+        simulator.sample_prior(config["observations"], seed=2), seed=3
+    )
     if name == "torus_angles":
         # one observation whose first angle sits at the seam +-pi: the wrapping case
         seam = Torus.from_angles(torch.tensor([[3.1, 1.2]]))
@@ -117,22 +146,35 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
 
     methods = {
         "M-FFF": (
-            lambda: FreeFormNPE(prior=simulator.prior, density_estimator=build_mfff(
-                manifold=simulator.parameter_manifold, **MFFF_NETWORK),
+            lambda: FreeFormNPE(
+                prior=simulator.prior,
+                density_estimator=build_mfff(manifold=simulator.parameter_manifold, **MFFF_NETWORK),
                 show_progress_bars=False,
-                tracker=NullTracker()),
-            theta, lambda d: d,
+                tracker=NullTracker(),
+            ),
+            theta,
+            lambda d: d,
             dict(training_batch_size=128, learning_rate=FLOW_LEARNING_RATE),
             config["flow_epochs"],
         ),
         "NPE (nsf), naive": (
-            lambda: NPE(naive_prior, density_estimator="nsf", show_progress_bars=False,
-                        tracker=NullTracker()),
-            naive_theta, to_embedding, {}, config["baseline_epochs"],
+            lambda: NPE(
+                naive_prior,
+                density_estimator="nsf",
+                show_progress_bars=False,
+                tracker=NullTracker(),
+            ),
+            naive_theta,
+            to_embedding,
+            {},
+            config["baseline_epochs"],
         ),
         "FMPE, naive": (
             lambda: FMPE(naive_prior, show_progress_bars=False, tracker=NullTracker()),
-            naive_theta, to_embedding, {}, config["baseline_epochs"],
+            naive_theta,
+            to_embedding,
+            {},
+            config["baseline_epochs"],
         ),
     }
     rows = []
@@ -149,8 +191,16 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
             seconds.append(elapsed)
             sample = embed(draws[: config["c2st_draws"]])
             scores.append(float(c2st(sample, reference, seed=0)))
-        rows.append((name, method, sum(scores) / len(scores), scores, train_seconds,
-                     sum(seconds) / len(seconds)))
+        rows.append(
+            (
+                name,
+                method,
+                sum(scores) / len(scores),
+                scores,
+                train_seconds,
+                sum(seconds) / len(seconds),
+            )
+        )
         print(f"  done {name} / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
     return rows
 
@@ -160,17 +210,30 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
     n = config["simulations"]
     theta = simulator.sample_prior(n, seed=0)
     x = simulator.simulate(theta, seed=1)
-    observations = simulator.simulate(simulator.sample_prior(config["observations"], seed=2),
-                                      seed=3)
+    observations = simulator.simulate(
+        simulator.sample_prior(config["observations"], seed=2), seed=3
+    )
     methods = {
-        "FFF": (lambda: FreeFormNPE(prior=simulator.prior,
-                                    density_estimator=build_fff(**FFF_NETWORK),
-                                    show_progress_bars=False, tracker=NullTracker()),
-                dict(training_batch_size=128, learning_rate=FLOW_LEARNING_RATE),
-                config["flow_epochs"]),
-        "NPE (nsf)": (lambda: NPE(simulator.prior, density_estimator="nsf",
-                                  show_progress_bars=False, tracker=NullTracker()), {},
-                      config["baseline_epochs"]),
+        "FFF": (
+            lambda: FreeFormNPE(
+                prior=simulator.prior,
+                density_estimator=build_fff(**FFF_NETWORK),
+                show_progress_bars=False,
+                tracker=NullTracker(),
+            ),
+            dict(training_batch_size=128, learning_rate=FLOW_LEARNING_RATE),
+            config["flow_epochs"],
+        ),
+        "NPE (nsf)": (
+            lambda: NPE(
+                simulator.prior,
+                density_estimator="nsf",
+                show_progress_bars=False,
+                tracker=NullTracker(),
+            ),
+            {},
+            config["baseline_epochs"],
+        ),
     }
     rows = []
     for method, (make, options, epochs) in methods.items():
@@ -185,8 +248,16 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
             draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
             seconds.append(elapsed)
             scores.append(float(c2st(draws[: config["c2st_draws"]], reference, seed=0)))
-        rows.append(("two_moons", method, sum(scores) / len(scores), scores, train_seconds,
-                     sum(seconds) / len(seconds)))
+        rows.append(
+            (
+                "two_moons",
+                method,
+                sum(scores) / len(scores),
+                scores,
+                train_seconds,
+                sum(seconds) / len(seconds),
+            )
+        )
         print(f"  done two_moons / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
     return rows
 
@@ -201,14 +272,17 @@ def main() -> None:
         MFFF_NETWORK["beta"] = args.mfff_beta
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     print("machine: 2 cores, no GPU (shared with other jobs; times are wall-clock)")
-    print(f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
-          "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
-          "(sbi early stopping after 20 epochs without improvement); "
-          f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch 128, FreeFormNPE with "
-          f"lr {FLOW_LEARNING_RATE} decayed by a cosine to 1% over flow_epochs; "
-          "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
-          "observation in the embedding; sample time: one call drawing timing_draws after a "
-          "warm-up, averaged over observations", flush=True)
+    print(
+        f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
+        "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
+        "(sbi early stopping after 20 epochs without improvement); "
+        f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch 128, FreeFormNPE with "
+        f"lr {FLOW_LEARNING_RATE} decayed by a cosine to 1% over flow_epochs; "
+        "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
+        "observation in the embedding; sample time: one call drawing timing_draws after a "
+        "warm-up, averaged over observations",
+        flush=True,
+    )
     rows = []
     for task in args.only:
         if task == "two_moons":
@@ -217,8 +291,7 @@ def main() -> None:
             rows += run_task(task, config, args.methods)
     draws = config["timing_draws"]
     print()
-    print(f"| task | method | C2ST (mean) | C2ST per observation | train s | "
-          f"s to draw {draws} |")
+    print(f"| task | method | C2ST (mean) | C2ST per observation | train s | s to draw {draws} |")
     print("|---|---|---|---|---|---|")
     for task, method, mean, scores, train_seconds, seconds in rows:
         per = ", ".join(f"{s:.3f}" for s in scores)
@@ -230,9 +303,11 @@ def main() -> None:
         if None in found:
             continue  # a partial run: compare by hand with the recorded rows
         mfff, npe, fmpe = found
-        print(f"{task}: M-FFF more accurate than both naive baselines: "
-              f"{mfff[0] < min(npe[0], fmpe[0])}; sampling speed-up over FMPE: "
-              f"{fmpe[1] / mfff[1]:.0f}x (goal >= 20x)")
+        print(
+            f"{task}: M-FFF more accurate than both naive baselines: "
+            f"{mfff[0] < min(npe[0], fmpe[0])}; sampling speed-up over FMPE: "
+            f"{fmpe[1] / mfff[1]:.0f}x (goal >= 20x)"
+        )
     if ("two_moons", "FFF") in by and ("two_moons", "NPE (nsf)") in by:
         fff, nsf = by[("two_moons", "FFF")], by[("two_moons", "NPE (nsf)")]
         print(f"two_moons: FFF - NPE C2ST = {fff[0] - nsf[0]:+.3f} (goal <= 0.03)")

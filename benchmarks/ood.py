@@ -72,7 +72,9 @@ def digits_sets(seed: int, n_ood: int) -> dict[str, torch.Tensor]:
     blurred = smoothed(1.0)
     blurred = blurred * (16.0 / blurred.amax(dim=1, keepdim=True).clamp_min(1e-6))
     sets = {
-        "train": train, "fit": fit, "eval": evaluation,
+        "train": train,
+        "fit": fit,
+        "eval": evaluation,
         "smoothed": smoothed(0.5),
         "blurred": blurred,
         "faint": 0.5 * source,
@@ -102,15 +104,24 @@ def gaussian_linear_sets(seed: int, n_train: int, n_test: int) -> dict[str, torc
     common = torch.tensor(rng.standard_normal((len(noise), 1)), dtype=torch.float32)
     correlated = (0.8**0.5) * common * (0.1**0.5) + (0.2**0.5) * noise
     return {
-        "train": x[:n_train], "fit": x[n_train : n_train + n_test], "eval": x[n_train + n_test :],
-        "noise x0.5": theta + 0.5 * noise, "noise-free": theta, "noise x2": theta + 2 * noise,
-        "student-t": theta + student, "correlated": theta + correlated,
+        "train": x[:n_train],
+        "fit": x[n_train : n_train + n_test],
+        "eval": x[n_train + n_test :],
+        "noise x0.5": theta + 0.5 * noise,
+        "noise-free": theta,
+        "noise x2": theta + 2 * noise,
+        "student-t": theta + student,
+        "correlated": theta + correlated,
         "shift +0.3": x_ood + 0.3,
     }
 
 
-def evaluate(models: dict[int, torch.nn.Module], sets: dict[str, torch.Tensor],
-             ood_names: list[str], batch_sizes: list[int]) -> tuple[dict, int]:
+def evaluate(
+    models: dict[int, torch.nn.Module],
+    sets: dict[str, torch.Tensor],
+    ood_names: list[str],
+    batch_sizes: list[int],
+) -> tuple[dict, int]:
     """AUROC per (ood set, B, checkpoint, method), the converged epoch and overlap fractions."""
     fit_nll = {e: -float(group_log_prob(m, sets["fit"]).mean()) for e, m in models.items()}
     converged = min((e for e in models if e > 0), key=lambda e: fit_nll[e])
@@ -127,8 +138,10 @@ def evaluate(models: dict[int, torch.nn.Module], sets: dict[str, torch.Tensor],
             for name in [*ood_names, "ID vs ID"]:
                 for method, scorer in scorers.items():
                     if name == "ID vs ID":
-                        value = auroc(eval_scores[method][: half // batch_size],
-                                      eval_scores[method][half // batch_size :])
+                        value = auroc(
+                            eval_scores[method][: half // batch_size],
+                            eval_scores[method][half // batch_size :],
+                        )
                     else:
                         value = auroc(eval_scores[method], scorer.score(sets[name]))
                     results[(name, batch_size, epoch, method)] = value
@@ -140,19 +153,24 @@ def evaluate(models: dict[int, torch.nn.Module], sets: dict[str, torch.Tensor],
     return results, converged
 
 
-def run_experiment(label, make_sets, ood_names, checkpoints, epochs, seeds, batch_sizes,
-                   flow, flow_options):
+def run_experiment(
+    label, make_sets, ood_names, checkpoints, epochs, seeds, batch_sizes, flow, flow_options
+):
     per_seed = []
     for seed in seeds:
         sets = make_sets(seed)
         start = time.perf_counter()
-        models = train_density(sets["train"], epochs, checkpoints, flow=flow, seed=seed,
-                               **flow_options)
+        models = train_density(
+            sets["train"], epochs, checkpoints, flow=flow, seed=seed, **flow_options
+        )
         train_time = time.perf_counter() - start
         start = time.perf_counter()
         results, converged = evaluate(models, sets, ood_names, batch_sizes)
-        print(f"# {label} seed {seed}: training {train_time:.0f} s, scoring "
-              f"{time.perf_counter() - start:.0f} s, converged epoch {converged}", flush=True)
+        print(
+            f"# {label} seed {seed}: training {train_time:.0f} s, scoring "
+            f"{time.perf_counter() - start:.0f} s, converged epoch {converged}",
+            flush=True,
+        )
         per_seed.append((results, converged))
     return per_seed
 
@@ -160,8 +178,10 @@ def run_experiment(label, make_sets, ood_names, checkpoints, epochs, seeds, batc
 def report(label, per_seed, ood_names, checkpoints, batch_sizes, immature):
     methods = ["likelihood", "typicality", "gradient"]
     seeds = len(per_seed)
-    print(f"\n## {label}: AUROC (mean ± sd over {seeds} seed{'s' * (seeds > 1)}; "
-          "higher = OOD detected; 0.5 = chance)")
+    print(
+        f"\n## {label}: AUROC (mean ± sd over {seeds} seed{'s' * (seeds > 1)}; "
+        "higher = OOD detected; 0.5 = chance)"
+    )
     header = f"{'OOD set':<12} {'B':>2} {'epoch':>6} " + " ".join(f"{m:>13}" for m in methods)
     header += f" {'P(LL_ood>med)':>14}"
     print(header)
@@ -184,18 +204,26 @@ def report(label, per_seed, ood_names, checkpoints, batch_sizes, immature):
                 overlap = ""
                 if name != "ID vs ID" and batch_size == 1:
                     overlap = cell((name, 1, epoch, "overlap"))[2]
-                print(f"{name:<12} {batch_size:>2} {epoch:>6} " + " ".join(
-                    f"{c:>13}" for c in cells) + f" {overlap:>14}")
+                print(
+                    f"{name:<12} {batch_size:>2} {epoch:>6} "
+                    + " ".join(f"{c:>13}" for c in cells)
+                    + f" {overlap:>14}"
+                )
             # "conv" per seed: the epoch with the best fit-half likelihood.
             for m in methods:
                 means[(name, batch_size, "conv", m)] = np.mean(
-                    [r[(name, batch_size, c, m)] for r, c in per_seed])
-            print(f"{name:<12} {batch_size:>2} {'conv':>6} " + " ".join(
-                f"{means[(name, batch_size, 'conv', m)]:>13.3f}" for m in methods))
+                    [r[(name, batch_size, c, m)] for r, c in per_seed]
+                )
+            print(
+                f"{name:<12} {batch_size:>2} {'conv':>6} "
+                + " ".join(f"{means[(name, batch_size, 'conv', m)]:>13.3f}" for m in methods)
+            )
     print(f"(converged epochs per seed: {converged_epochs})")
 
-    print(f"\n### {label}: goal 1 — where likelihood fails (mean AUROC < 0.5), gradient norms "
-          "beat likelihood and typicality at the same checkpoint")
+    print(
+        f"\n### {label}: goal 1 — where likelihood fails (mean AUROC < 0.5), gradient norms "
+        "beat likelihood and typicality at the same checkpoint"
+    )
     met = total = 0
     for name in ood_names:
         for batch_size in batch_sizes:
@@ -205,24 +233,31 @@ def report(label, per_seed, ood_names, checkpoints, batch_sizes, immature):
                     continue
                 ok = gr > max(ll, ty)
                 met, total = met + ok, total + 1
-                print(f"{name:<12} B={batch_size} epoch {epoch!s:>4}: likelihood {ll:.3f}, "
-                      f"typicality {ty:.3f}, gradient {gr:.3f} -> {'MET' if ok else 'MISSED'}")
+                print(
+                    f"{name:<12} B={batch_size} epoch {epoch!s:>4}: likelihood {ll:.3f}, "
+                    f"typicality {ty:.3f}, gradient {gr:.3f} -> {'MET' if ok else 'MISSED'}"
+                )
     print(f"goal 1: {met} of {total} cases met")
 
-    print(f"\n### {label}: goal 2 — immature (epoch {immature}) gradient AUROC within 0.02 of "
-          "the converged model (best fit-half likelihood) or better")
+    print(
+        f"\n### {label}: goal 2 — immature (epoch {immature}) gradient AUROC within 0.02 of "
+        "the converged model (best fit-half likelihood) or better"
+    )
     met = total = 0
     for name in ood_names:
         for batch_size in batch_sizes:
             imm = means[(name, batch_size, immature, "gradient")]
             conv = means[(name, batch_size, "conv", "gradient")]
-            best_early = max(means[(name, batch_size, e, "gradient")] for e in checkpoints
-                             if 0 < e <= 5)
+            best_early = max(
+                means[(name, batch_size, e, "gradient")] for e in checkpoints if 0 < e <= 5
+            )
             ok = imm - conv >= -0.02
             met, total = met + ok, total + 1
-            print(f"{name:<12} B={batch_size}: immature {imm:.3f} vs converged {conv:.3f} "
-                  f"(diff {imm - conv:+.3f}; best of epochs 1-5 {best_early:.3f}) -> "
-                  f"{'MET' if ok else 'MISSED'}")
+            print(
+                f"{name:<12} B={batch_size}: immature {imm:.3f} vs converged {conv:.3f} "
+                f"(diff {imm - conv:+.3f}; best of epochs 1-5 {best_early:.3f}) -> "
+                f"{'MET' if ok else 'MISSED'}"
+            )
     print(f"goal 2: {met} of {total} pairs met")
 
 
@@ -244,25 +279,55 @@ def main() -> None:
 
     print(f"# sbiplug_ood benchmark — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"# machine: 2 cores, no GPU (torch {torch.__version__}, 1 thread)")
-    print(f"# settings: {'QUICK (reduced) ' if args.quick else ''}seeds {seeds}, B {batch_sizes}; "
-          f"digits MAF {image_flow}, epochs {image_checkpoints}; gaussian_linear NSF {sbi_flow}, "
-          f"epochs {sbi_checkpoints}, {n_train} train / {n_test} fit / {n_test} eval / "
-          f"{n_test} per OOD set")
+    print(
+        f"# settings: {'QUICK (reduced) ' if args.quick else ''}seeds {seeds}, B {batch_sizes}; "
+        f"digits MAF {image_flow}, epochs {image_checkpoints}; gaussian_linear NSF {sbi_flow}, "
+        f"epochs {sbi_checkpoints}, {n_train} train / {n_test} fit / {n_test} eval / "
+        f"{n_test} per OOD set"
+    )
     started = time.perf_counter()
 
     image_ood = ["smoothed", "blurred", "faint", "constant", "noise"]
-    per_seed = run_experiment("digits", lambda s: digits_sets(s, 450), image_ood,
-                              image_checkpoints, image_epochs, seeds, batch_sizes, "maf",
-                              image_flow)
-    report("(a) 8x8 digits (ID) vs simpler and noise images", per_seed, image_ood,
-           image_checkpoints, batch_sizes, immature=1)
+    per_seed = run_experiment(
+        "digits",
+        lambda s: digits_sets(s, 450),
+        image_ood,
+        image_checkpoints,
+        image_epochs,
+        seeds,
+        batch_sizes,
+        "maf",
+        image_flow,
+    )
+    report(
+        "(a) 8x8 digits (ID) vs simpler and noise images",
+        per_seed,
+        image_ood,
+        image_checkpoints,
+        batch_sizes,
+        immature=1,
+    )
 
     sbi_ood = ["noise x0.5", "noise-free", "noise x2", "student-t", "correlated", "shift +0.3"]
-    per_seed = run_experiment("gaussian_linear",
-                              lambda s: gaussian_linear_sets(s, n_train, n_test), sbi_ood,
-                              sbi_checkpoints, sbi_epochs, seeds, batch_sizes, "nsf", sbi_flow)
-    report("(b) gaussian_linear prior predictive (ID) vs misspecified simulators", per_seed,
-           sbi_ood, sbi_checkpoints, batch_sizes, immature=1)
+    per_seed = run_experiment(
+        "gaussian_linear",
+        lambda s: gaussian_linear_sets(s, n_train, n_test),
+        sbi_ood,
+        sbi_checkpoints,
+        sbi_epochs,
+        seeds,
+        batch_sizes,
+        "nsf",
+        sbi_flow,
+    )
+    report(
+        "(b) gaussian_linear prior predictive (ID) vs misspecified simulators",
+        per_seed,
+        sbi_ood,
+        sbi_checkpoints,
+        batch_sizes,
+        immature=1,
+    )
     print(f"\n# total time {time.perf_counter() - started:.0f} s")
 
 

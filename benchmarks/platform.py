@@ -118,8 +118,7 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| `sbiplug plugins --all` | {plugins_s:.3f} s | < 1.5 s |")
     print(
-        f"| `python -c \"import sbiplug\"` | {import_s:.3f} s | "
-        f"(bare interpreter {bare_s:.3f} s) |"
+        f'| `python -c "import sbiplug"` | {import_s:.3f} s | (bare interpreter {bare_s:.3f} s) |'
     )
 
 

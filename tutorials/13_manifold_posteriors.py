@@ -102,8 +102,13 @@ def plot_sphere_draws(ax, draws, reference):
     for points, label, colour in [(reference, "analytic", "0.6"), (draws, "M-FFF", "C0")]:
         lon, lat = lon_lat(points)
         ax.scatter(lon, lat, s=2, alpha=0.4, color=colour, label=label)
-    ax.set(xlabel="longitude", ylabel="latitude", xlim=(-math.pi, math.pi),
-           ylim=(-math.pi / 2, math.pi / 2), title="draws on S^2")
+    ax.set(
+        xlabel="longitude",
+        ylabel="latitude",
+        xlim=(-math.pi, math.pi),
+        ylim=(-math.pi / 2, math.pi / 2),
+        title="draws on S^2",
+    )
     ax.legend(markerscale=5)
     return ax.figure
 
@@ -112,8 +117,9 @@ def plot_sphere_density(ax, log_prob, resolution):
     lon = torch.linspace(-math.pi, math.pi, 2 * resolution)
     lat = torch.linspace(-math.pi / 2, math.pi / 2, resolution)
     grid_lat, grid_lon = torch.meshgrid(lat, lon, indexing="ij")
-    points = torch.stack([grid_lat.cos() * grid_lon.cos(), grid_lat.cos() * grid_lon.sin(),
-                          grid_lat.sin()], dim=-1).reshape(-1, 3)
+    points = torch.stack(
+        [grid_lat.cos() * grid_lon.cos(), grid_lat.cos() * grid_lon.sin(), grid_lat.sin()], dim=-1
+    ).reshape(-1, 3)
     with torch.no_grad():
         density = log_prob(points).exp().reshape(resolution, 2 * resolution)
     ax.pcolormesh(grid_lon, grid_lat, density, shading="auto")
@@ -143,8 +149,12 @@ torch.manual_seed(0)
 # flow too broad here, the latent-sample reconstruction alone keeps it invertible (the
 # settings of benchmarks/fff.py). The trainer decays the learning rate over max_num_epochs.
 torus_trainer = sbiplug.make_estimator(
-    "mfff", torus_simulator.prior, manifold="torus", projection_weight=0.0,
-    uniform_reconstruction_weight=0.0, latent_reconstruction_weight=10.0,
+    "mfff",
+    torus_simulator.prior,
+    manifold="torus",
+    projection_weight=0.0,
+    uniform_reconstruction_weight=0.0,
+    latent_reconstruction_weight=10.0,
 )
 torus_trainer.append_simulations(theta_t, x_t).train(
     max_num_epochs=EPOCHS, training_batch_size=128, learning_rate=2e-3
@@ -160,8 +170,7 @@ torus_reference = torus_simulator.reference_posterior(x_seam, 3000, seed=3)
 def plot_torus(ax, points, title):
     angles = torus_simulator.torus.to_angles(points)
     ax.scatter(angles[:, 0], angles[:, 1], s=2, alpha=0.3)
-    ax.set(xlabel="a", ylabel="b", xlim=(-math.pi, math.pi), ylim=(-math.pi, math.pi),
-           title=title)
+    ax.set(xlabel="a", ylabel="b", xlim=(-math.pi, math.pi), ylim=(-math.pi, math.pi), title=title)
     return ax.figure
 
 
@@ -191,8 +200,10 @@ flow = fit_flow(directions, "sphere", num_steps=10 if QUICK else 1500, hidden_fe
 held_out = VonMisesFisher(mean_direction, 8.0).sample((500,))
 with torch.no_grad():
     flow_nll = -float(flow.log_prob(held_out).mean())
-print(f"held-out NLL: flow {flow_nll:.3f}, true "
-      f"{-float(VonMisesFisher(mean_direction, 8.0).log_prob(held_out).mean()):.3f}, uniform "
-      f"{math.log(4 * math.pi):.3f}")
+print(
+    f"held-out NLL: flow {flow_nll:.3f}, true "
+    f"{-float(VonMisesFisher(mean_direction, 8.0).log_prob(held_out).mean()):.3f}, uniform "
+    f"{math.log(4 * math.pi):.3f}"
+)
 new_directions = flow.sample((1000,))
 print("samples on the sphere:", bool(((new_directions.norm(dim=-1) - 1).abs() < 1e-5).all()))

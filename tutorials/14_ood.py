@@ -141,8 +141,10 @@ features_x = GradientNormScorer(model).features(x_eval[:100])
 features_y = GradientNormScorer(rescaled).features(y_eval[:100])
 with torch.no_grad():
     shift = (rescaled.log_prob(y_eval[:100]) - model.log_prob(x_eval[:100])).mean()
-print(f"max feature change {float((features_x - features_y).abs().max()):.2e}, "
-      f"log-likelihood change {float(shift):.3f} (-10 log 3 = {-10 * math.log(3.0):.3f})")
+print(
+    f"max feature change {float((features_x - features_y).abs().max()):.2e}, "
+    f"log-likelihood change {float(shift):.3f} (-10 log 3 = {-10 * math.log(3.0):.3f})"
+)
 
 # %% [markdown]
 # ## The `ood` diagnostic
@@ -154,8 +156,9 @@ print(f"max feature change {float((features_x - features_y).abs().max()):.2e}, "
 
 # %%
 observations = torch.cat([x_eval[:2], ood_sets["noise x2"][:1], ood_sets["shift +0.3"][:1]])
-context = DiagnosticContext(simulator=simulator, x=x[: NUM_TRAIN + NUM_TEST],
-                            observations=observations, seed=0)
+context = DiagnosticContext(
+    simulator=simulator, x=x[: NUM_TRAIN + NUM_TEST], observations=observations, seed=0
+)
 diagnostic = sbiplug.make_diagnostic("ood", checkpoint=2)
 result = diagnostic.run(context)
 print(result.message)

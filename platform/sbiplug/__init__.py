@@ -109,4 +109,3 @@ class _SbiplugPackage(types.ModuleType):
 
 _LISTING_FUNCTIONS = frozenset({"simulators", "estimators", "diagnostics", "targets"})
 sys.modules[__name__].__class__ = _SbiplugPackage
-

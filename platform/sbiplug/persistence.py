@@ -98,9 +98,7 @@ def _example_rows(trainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return theta[:_EXAMPLE_ROWS].detach().cpu(), x[:_EXAMPLE_ROWS].detach().cpu()
 
 
-def load_trainer(
-    folder: str | os.PathLike[str], prior: Distribution, **extra_options: Any
-) -> Any:
+def load_trainer(folder: str | os.PathLike[str], prior: Distribution, **extra_options: Any) -> Any:
     """Rebuild a trainer saved by :func:`save_trainer`.
 
     Arguments:

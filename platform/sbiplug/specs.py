@@ -184,4 +184,3 @@ SPEC_KINDS: dict[str, type[Spec]] = {
     "diagnostics": DiagnosticSpec,
     "targets": TargetSpec,
 }
-

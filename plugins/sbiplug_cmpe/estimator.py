@@ -237,4 +237,3 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
 
     def sample_and_log_prob(self, sample_shape: torch.Size, condition: Tensor, **kwargs):
         raise NoDensityError()
-

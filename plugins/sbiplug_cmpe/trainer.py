@@ -311,9 +311,7 @@ class CMPE(PosteriorEstimatorTrainer):
         net: ConsistencyEstimator = self._neural_net  # type: ignore[assignment]
         if net.training:
             return self._batch_losses(batch)
-        return self._batch_losses(
-            batch, generator=self._validation_generator, num_intervals=net.s1
-        )
+        return self._batch_losses(batch, generator=self._validation_generator, num_intervals=net.s1)
 
     def _loss(self, theta: Tensor, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         return self._batch_losses((theta, x))
@@ -417,9 +415,7 @@ def _check_options(
     if not eps > 0:
         raise ValueError(f"CMPE eps (smallest noise level) must be > 0, got {eps!r}")
     if not eps < max_time:
-        raise ValueError(
-            f"CMPE eps ({eps!r}) must be smaller than max_time T ({max_time!r})"
-        )
+        raise ValueError(f"CMPE eps ({eps!r}) must be smaller than max_time T ({max_time!r})")
     if not isinstance(s0, int) or not isinstance(s1, int) or s0 < 1:
         raise ValueError(f"CMPE s0 and s1 must be integers >= 1, got s0={s0!r}, s1={s1!r}")
     if s1 < s0:

@@ -196,8 +196,9 @@ class VonMisesFisher(_ManifoldDistribution):
         w = _wood_cosines(kappa, p)  # cosine to the mean direction, (N,)
         tangent = torch.randn(len(kappa), p - 1, dtype=torch.float64)
         tangent = tangent / tangent.norm(dim=-1, keepdim=True)
-        local = torch.cat([(1 - w**2).clamp_min(0).sqrt().unsqueeze(-1) * tangent,
-                           w.unsqueeze(-1)], dim=-1)  # mean direction = e_p
+        local = torch.cat(
+            [(1 - w**2).clamp_min(0).sqrt().unsqueeze(-1) * tangent, w.unsqueeze(-1)], dim=-1
+        )  # mean direction = e_p
         loc = self.loc.expand(*shape, p).reshape(-1, p).double()
         samples = _rotate_from_north(local, loc)
         return samples.to(self.loc.dtype).reshape(*shape, p)

@@ -184,9 +184,7 @@ class FreeFormNPE(NPE):
         self._schedule = (
             (train_config.learning_rate, epochs) if epochs < _MAX_SCHEDULED_EPOCHS else None
         )
-        return super()._run_training_loop(
-            train_loader, val_loader, train_config, *args, **kwargs
-        )
+        return super()._run_training_loop(train_loader, val_loader, train_config, *args, **kwargs)
 
     def _train_epoch(self, train_loader, clip_max_norm, loss_args):
         learning_rate = self.learning_rate_at(self.epoch)

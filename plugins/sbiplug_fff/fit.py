@@ -74,7 +74,10 @@ def fit_flow(
     points = points.float()
     if manifold is None:
         flow: FreeFormFlow = FreeFormFlow(
-            points.shape[1], (0,), theta_shift=points.mean(0), theta_scale=points.std(0),
+            points.shape[1],
+            (0,),
+            theta_shift=points.mean(0),
+            theta_scale=points.std(0),
             **flow_options,
         )
     else:

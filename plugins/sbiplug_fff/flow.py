@@ -74,9 +74,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
         self._setup_manifold(input_dim)
         net = nn.ModuleDict(
             {
-                part: ConditionalResidualNet(
-                    input_dim, embedding_dim, hidden_features, num_blocks
-                )
+                part: ConditionalResidualNet(input_dim, embedding_dim, hidden_features, num_blocks)
                 for part in ("encoder", "decoder")
             }
         )
@@ -290,4 +288,3 @@ class ManifoldFreeFormFlow(FreeFormFlow):
 
 def _or(value: Tensor | None, default: Tensor) -> Tensor:
     return default if value is None else torch.as_tensor(value, dtype=torch.float32).clone()
-

@@ -44,7 +44,10 @@ def hutchinson_vectors(basis: Tensor, num_vectors: int = 1) -> Tensor:
 
 
 def volume_change_surrogate(
-    x: Tensor, encode: MapWithRaw, decode: MapWithRaw, basis_at: Callable[[Tensor], Tensor],
+    x: Tensor,
+    encode: MapWithRaw,
+    decode: MapWithRaw,
+    basis_at: Callable[[Tensor], Tensor],
     num_vectors: int = 1,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Encode, decode and the trace surrogate whose gradient is that of log|det J_f|.

@@ -80,8 +80,9 @@ class Manifold(ABC):
         """An orthonormal basis of the tangent space at ``p``, shape ``(*, D, n)``."""
 
     @abstractmethod
-    def sample_uniform(self, shape: tuple[int, ...], generator: torch.Generator | None = None
-                       ) -> Tensor:
+    def sample_uniform(
+        self, shape: tuple[int, ...], generator: torch.Generator | None = None
+    ) -> Tensor:
         """Uniform draws on M, shape ``(*shape, D)``."""
 
     def distance_to(self, x: Tensor) -> Tensor:
@@ -329,9 +330,15 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Unit quaternions ``(*, 4)`` (w, x, y, z) to rotation matrices ``(*, 3, 3)``."""
     w, x, y, z = q.unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, dim=-1).reshape(*q.shape[:-1], 3, 3)
 

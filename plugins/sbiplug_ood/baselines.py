@@ -35,8 +35,13 @@ __all__ = ["LikelihoodScorer", "TypicalityScorer", "auroc", "group_log_prob"]
 
 
 def group_log_prob(
-    model: nn.Module, x: Tensor, context: Tensor | None = None, *, batch_size: int = 1,
-    event_shape: tuple[int, ...] | None = None, chunk_size: int = 4096,
+    model: nn.Module,
+    x: Tensor,
+    context: Tensor | None = None,
+    *,
+    batch_size: int = 1,
+    event_shape: tuple[int, ...] | None = None,
+    chunk_size: int = 4096,
 ) -> Tensor:
     """The average log-likelihood of each group of ``batch_size`` inputs.
 

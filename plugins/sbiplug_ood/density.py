@@ -69,8 +69,10 @@ class StandardizedFlow(nn.Module):
     def _distribution(self, context: Tensor | None) -> Any:
         if self.conditional != (context is not None):
             expected = "a context" if self.conditional else "no context"
-            raise ValueError(f"this flow is {'' if self.conditional else 'un'}conditional: "
-                             f"log_prob/sample take {expected}")
+            raise ValueError(
+                f"this flow is {'' if self.conditional else 'un'}conditional: "
+                f"log_prob/sample take {expected}"
+            )
         if context is None:
             return self.flow()
         return self.flow((context.flatten(1) - self.context_shift) / self.context_scale)

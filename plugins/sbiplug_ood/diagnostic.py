@@ -160,8 +160,16 @@ class OODDiagnostic(Diagnostic):
         self._warn(outliers, p_values, percentiles, level)
 
         data = self._dataset(
-            scorer, model, x, observations, scores, reference_scores, percentiles, p_values,
-            outliers, reference,
+            scorer,
+            model,
+            x,
+            observations,
+            scores,
+            reference_scores,
+            percentiles,
+            p_values,
+            outliers,
+            reference,
         )
         data.attrs.update(
             {
@@ -211,9 +219,11 @@ class OODDiagnostic(Diagnostic):
         finite = torch.isfinite(x.flatten(1)).all(dim=1)
         x = x[finite].float()
         smallest_fit = 2 * MIN_FIT_GROUPS
-        needed = smallest_fit if self.density_model is not None else int(
-            np.ceil(smallest_fit / (1.0 - self.train_fraction))
-        ) + 2
+        needed = (
+            smallest_fit
+            if self.density_model is not None
+            else int(np.ceil(smallest_fit / (1.0 - self.train_fraction))) + 2
+        )
         if len(x) < needed:
             raise ValueError(
                 f"diagnostic 'ood' needs at least {needed} finite simulations, got {len(x)}"
@@ -314,12 +324,20 @@ class OODDiagnostic(Diagnostic):
         for i, (score, outlier) in enumerate(zip(scores, outliers)):
             shown = min(score, edge) if np.isfinite(score) or score > 0 else low
             ax.axvline(
-                shown, color="tab:red" if outlier else "tab:blue", lw=1.5,
+                shown,
+                color="tab:red" if outlier else "tab:blue",
+                lw=1.5,
                 label=("outlier" if outlier else "observation") if i == 0 or outlier else None,
             )
             if shown < score:
-                ax.annotate(f"#{i}: {score:.3g}", (shown, 0.9), xycoords=("data", "axes fraction"),
-                            ha="right", fontsize=7, color="tab:red")
+                ax.annotate(
+                    f"#{i}: {score:.3g}",
+                    (shown, 0.9),
+                    xycoords=("data", "axes fraction"),
+                    ha="right",
+                    fontsize=7,
+                    color="tab:red",
+                )
         threshold = data.attrs.get("threshold_score")
         if threshold is not None:
             ax.axvline(float(threshold), color="k", ls="--", lw=1, label="threshold")

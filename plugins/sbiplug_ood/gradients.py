@@ -178,9 +178,7 @@ class GradientNormScorer:
 
     def _vectorized(self, groups: Tensor, context: Tensor | None) -> Tensor:
         wrapper = _GroupLogProb(self.model)
-        parameters = {
-            name: p.detach() for name, p in wrapper.named_parameters() if p.requires_grad
-        }
+        parameters = {name: p.detach() for name, p in wrapper.named_parameters() if p.requires_grad}
         frozen = {name: p.detach() for name, p in wrapper.named_parameters() if not p.requires_grad}
         buffers = {name: b for name, b in wrapper.named_buffers()}
 

@@ -47,8 +47,12 @@ def _log(rotation: np.ndarray) -> np.ndarray:
     cosine = np.clip((np.trace(rotation, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
     angle = np.arccos(cosine)
     axis = np.stack(
-        [rotation[:, 2, 1] - rotation[:, 1, 2], rotation[:, 0, 2] - rotation[:, 2, 0],
-         rotation[:, 1, 0] - rotation[:, 0, 1]], axis=-1,
+        [
+            rotation[:, 2, 1] - rotation[:, 1, 2],
+            rotation[:, 0, 2] - rotation[:, 2, 0],
+            rotation[:, 1, 0] - rotation[:, 0, 1],
+        ],
+        axis=-1,
     )
     sine = np.sin(angle)
     scale = np.where(sine > 1e-8, angle / (2 * np.maximum(sine, 1e-12)), 0.5)

@@ -279,4 +279,3 @@ def test_package_pickles_by_reference():
     assert pickle.loads(pickle.dumps(sbiplug)) is sbiplug
     restored = cloudpickle.loads(cloudpickle.dumps(lambda: sbiplug.make_simulator("two_moons")))
     assert restored().name == "two_moons"
-

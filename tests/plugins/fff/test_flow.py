@@ -19,8 +19,11 @@ from sbiplug_fff.manifolds import so3, sphere, torus
 
 # A small budget: broad vMF posteriors (kappa ~ 2-4), 1500 simulations, ~350 Adam steps.
 SIMULATOR_OPTIONS = {"num_observations": 3, "concentration": 1.0}
-NETWORK = {"hidden_features": 64, "uniform_reconstruction_weight": 0.0,
-           "latent_reconstruction_weight": 0.0}
+NETWORK = {
+    "hidden_features": 64,
+    "uniform_reconstruction_weight": 0.0,
+    "latent_reconstruction_weight": 0.0,
+}
 C2ST_BOUND = 0.62  # vs the analytic posterior, 1000 draws each, mean over 2 observations
 
 
@@ -87,7 +90,9 @@ def test_sbi_tools_accept_the_manifold_posterior(trained) -> None:
 def test_build_mfff_works_in_plain_sbi_and_rejects_off_manifold_parameters() -> None:
     prior = UniformManifold("torus")
     trainer = NPE(
-        prior, density_estimator=build_mfff(manifold="torus"), show_progress_bars=False,
+        prior,
+        density_estimator=build_mfff(manifold="torus"),
+        show_progress_bars=False,
         tracker=NullTracker(),
     )
     theta = prior.sample((40,))
@@ -141,7 +146,9 @@ def test_fff_passes_the_estimator_conformance_check() -> None:
     from sbiplug.testing import check_estimator
 
     measured = check_estimator(
-        "fff", num_simulations=200, estimator_options={"hidden_features": 32},
+        "fff",
+        num_simulations=200,
+        estimator_options={"hidden_features": 32},
         train_options={"max_num_epochs": 3},
     )
     assert measured["sample_shape"] == (20, 2)
@@ -151,7 +158,9 @@ def test_mfff_passes_the_estimator_conformance_check() -> None:
     from sbiplug.testing import check_estimator
 
     measured = check_estimator(
-        "mfff", simulator="vmf_direction", num_simulations=200,
+        "mfff",
+        simulator="vmf_direction",
+        num_simulations=200,
         estimator_options={"manifold": "sphere", "hidden_features": 32},
         train_options={"max_num_epochs": 3},
     )

@@ -28,8 +28,16 @@ def shifted_gaussians():
 @pytest.fixture(scope="module")
 def checkpoints(shifted_gaussians):
     x, _ = shifted_gaussians
-    return train_density(x[:800], 4, [0, 1, 4], flow="maf", hidden_features=(32, 32),
-                         transforms=2, batch_size=64, seed=0)
+    return train_density(
+        x[:800],
+        4,
+        [0, 1, 4],
+        flow="maf",
+        hidden_features=(32, 32),
+        transforms=2,
+        batch_size=64,
+        seed=0,
+    )
 
 
 def test_checkpoints_are_distinct_copies_that_learn(shifted_gaussians, checkpoints):
@@ -49,8 +57,9 @@ def test_checkpoints_are_distinct_copies_that_learn(shifted_gaussians, checkpoin
 
 def test_same_seed_same_models(shifted_gaussians, checkpoints):
     x, _ = shifted_gaussians
-    again = train_density(x[:800], 1, [1], flow="maf", hidden_features=(32, 32), transforms=2,
-                          batch_size=64, seed=0)
+    again = train_density(
+        x[:800], 1, [1], flow="maf", hidden_features=(32, 32), transforms=2, batch_size=64, seed=0
+    )
     for a, b in zip(again[1].parameters(), checkpoints[1].parameters()):
         torch.testing.assert_close(a, b)
 
@@ -70,8 +79,9 @@ def test_conditional_and_zuko_class_and_sbi_estimator():
     generator = torch.Generator().manual_seed(14)
     theta = torch.randn(300, 2, generator=generator)
     x = theta + 0.3 * torch.randn(300, 2, generator=generator)
-    models = train_density(x, 1, [1], context=theta, flow=zuko.flows.RealNVP,
-                           hidden_features=(16,), transforms=2)
+    models = train_density(
+        x, 1, [1], context=theta, flow=zuko.flows.RealNVP, hidden_features=(16,), transforms=2
+    )
     assert group_log_prob(models[1], x[:10], theta[:10]).shape == (10,)
     assert models[1].sample(1, theta[:7]).shape == (7, 2)
 

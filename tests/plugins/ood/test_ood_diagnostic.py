@@ -29,10 +29,12 @@ def test_registered_with_lazy_torch_free_plugin():
 def test_empirical_p_values_and_percentiles():
     reference = torch.arange(1.0, 100.0)  # 99 scores 1..99
     percentiles, p_values = empirical_p_values(torch.tensor([0.0, 50.0, 1000.0]), reference)
-    torch.testing.assert_close(percentiles, torch.tensor([0.0, 100 * 49.5 / 99, 100.0],
-                                                         dtype=torch.float64))
-    torch.testing.assert_close(p_values, torch.tensor([1.0, 51 / 100, 1 / 100],
-                                                      dtype=torch.float64))
+    torch.testing.assert_close(
+        percentiles, torch.tensor([0.0, 100 * 49.5 / 99, 100.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        p_values, torch.tensor([1.0, 51 / 100, 1 / 100], dtype=torch.float64)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,9 @@ def study_result():
     in_distribution = simulator.simulate(simulator.sample_prior(3, seed=20), seed=21)
     observations = torch.cat([in_distribution, torch.full((1, 3), 4.0)])
     context = DiagnosticContext(simulator=simulator, observations=observations, seed=0)
-    diagnostic = OODDiagnostic(checkpoint=2, num_simulations=1200, hidden_features=(32, 32),
-                               transforms=2)
+    diagnostic = OODDiagnostic(
+        checkpoint=2, num_simulations=1200, hidden_features=(32, 32), transforms=2
+    )
     with pytest.warns(OODWarning, match="#3"):
         result = diagnostic.run(context)
     return result
@@ -89,8 +92,9 @@ def test_result_round_trips_through_netcdf_and_plots(study_result, tmp_path):
 def test_reuses_a_given_density_model_and_passes_in_distribution():
     generator = torch.Generator().manual_seed(22)
     x = torch.randn(400, 2, generator=generator)
-    model = train_density(torch.randn(400, 2, generator=generator), 2, [2],
-                          hidden_features=(16,), transforms=1)[2]
+    model = train_density(
+        torch.randn(400, 2, generator=generator), 2, [2], hidden_features=(16,), transforms=1
+    )[2]
     observation = torch.randn(2, generator=generator)  # one draw: shape (2,) is accepted too
     context = DiagnosticContext(x=x, observations=observation, seed=1)
     # The conformance kit also checks the netCDF round trip and plotting into given axes.

@@ -30,17 +30,18 @@ def test_features_equal_per_input_autograd_loop(small_flow, batch_size):
     features = scorer.features(x)
     assert features.shape == (31 // batch_size, len(list(small_flow.parameters())))
     assert scorer.feature_names == [name for name, _ in small_flow.named_parameters()]
-    torch.testing.assert_close(features, loop_features(small_flow, x, batch_size), rtol=1e-9,
-                               atol=1e-9)
+    torch.testing.assert_close(
+        features, loop_features(small_flow, x, batch_size), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_features_match_closed_form(gaussian_model):
     # d/dloc log N = z / sigma and d/dlog_scale = z^2 - 1 at loc = 0, sigma = 1.
     x = torch.randn(50, 8, generator=torch.Generator().manual_seed(2))
     features = GradientNormScorer(gaussian_model).features(x)
-    expected = torch.stack(
-        [x.square().sum(1), (x.square() - 1).square().sum(1)], dim=1
-    ).add(1e-10).log()
+    expected = (
+        torch.stack([x.square().sum(1), (x.square() - 1).square().sum(1)], dim=1).add(1e-10).log()
+    )
     torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
 
 

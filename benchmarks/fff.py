@@ -11,7 +11,8 @@ C2ST is computed in the embedding (unit vectors; (cos, sin) per angle) for every
 Usage: ``python -m benchmarks.fff [--quick] [--only TASK ...] [--methods METHOD ...]`` from the
 repository root (not run by CI); ``--only two_moons torus_angles`` runs those tasks,
 ``--methods FFF M-FFF`` only those rows (the table then lacks the others' comparison lines);
-``--flow-epochs N`` and ``--mfff-beta B`` override the pinned flow settings (sensitivity runs).
+``--flow-epochs N``, ``--flow-batch-size N``, ``--mfff-beta B``, ``--mfff-hidden N`` and
+``--mfff-blocks N`` override the pinned flow settings (sensitivity runs).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ MFFF_NETWORK = dict(
 # standardisation; with 25 the decoder is no inverse of the encoder at that scale.
 FFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=1000.0, hutchinson_samples=1)
 FLOW_LEARNING_RATE = 2e-3
+FLOW_BATCH_SIZE = 128
 
 
 TASKS = ("vmf_direction", "torus_angles", "two_moons")
@@ -71,6 +73,24 @@ def parse() -> argparse.Namespace:
         type=float,
         default=None,
         help="override the M-FFF reconstruction weight beta",
+    )
+    parser.add_argument(
+        "--mfff-hidden",
+        type=int,
+        default=None,
+        help="override the M-FFF hidden width (hidden_features)",
+    )
+    parser.add_argument(
+        "--mfff-blocks",
+        type=int,
+        default=None,
+        help="override the M-FFF number of residual blocks (num_blocks)",
+    )
+    parser.add_argument(
+        "--flow-batch-size",
+        type=int,
+        default=None,
+        help="override the training batch size of the flows (M-FFF, FFF)",
     )
     parser.add_argument(
         "--methods", nargs="+", default=None, help="run only these methods (e.g. FFF M-FFF)"
@@ -154,7 +174,7 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
             ),
             theta,
             lambda d: d,
-            dict(training_batch_size=128, learning_rate=FLOW_LEARNING_RATE),
+            dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE),
             config["flow_epochs"],
         ),
         "NPE (nsf), naive": (
@@ -221,7 +241,7 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
                 show_progress_bars=False,
                 tracker=NullTracker(),
             ),
-            dict(training_batch_size=128, learning_rate=FLOW_LEARNING_RATE),
+            dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE),
             config["flow_epochs"],
         ),
         "NPE (nsf)": (
@@ -270,13 +290,21 @@ def main() -> None:
         config["flow_epochs"] = args.flow_epochs
     if args.mfff_beta is not None:
         MFFF_NETWORK["beta"] = args.mfff_beta
+    if args.mfff_hidden is not None:
+        MFFF_NETWORK["hidden_features"] = args.mfff_hidden
+    if args.mfff_blocks is not None:
+        MFFF_NETWORK["num_blocks"] = args.mfff_blocks
+    if args.flow_batch_size is not None:
+        global FLOW_BATCH_SIZE
+        FLOW_BATCH_SIZE = args.flow_batch_size
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     print("machine: 2 cores, no GPU (shared with other jobs; times are wall-clock)")
     print(
         f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
         "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
         "(sbi early stopping after 20 epochs without improvement); "
-        f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch 128, FreeFormNPE with "
+        f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch {FLOW_BATCH_SIZE}, "
+        "FreeFormNPE with "
         f"lr {FLOW_LEARNING_RATE} decayed by a cosine to 1% over flow_epochs; "
         "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
         "observation in the embedding; sample time: one call drawing timing_draws after a "

@@ -10,6 +10,7 @@ disabled). The manager is created on first use and cached (:func:`get_plugin_man
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -267,8 +268,6 @@ class PluginManager:
 
 
 def _with_plugin(spec: Spec, plugin: str) -> Spec:
-    import dataclasses
-
     return dataclasses.replace(spec, plugin=plugin)
 
 

@@ -29,7 +29,9 @@ from tqdm.auto import tqdm
 
 __all__ = ["EstimatorDensity", "StandardizedFlow", "density_from_estimator", "train_density"]
 
-FLOWS = ("nsf", "maf")
+#: Flows by name: zuko's spline (NSF), masked autoregressive (MAF) and affine coupling (RealNVP,
+#: the coupling layers of Glow without its convolutions) flows.
+FLOWS = ("nsf", "maf", "realnvp")
 
 
 class StandardizedFlow(nn.Module):
@@ -138,12 +140,13 @@ def _zuko_flow_class(flow: str | Callable[..., nn.Module]) -> Callable[..., nn.M
     if isinstance(flow, str):
         if flow.lower() not in FLOWS:
             raise ValueError(f"flow {flow!r} is unknown: expected one of {FLOWS} or a zuko class")
-        return {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF}[flow.lower()]
+        classes = {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF, "realnvp": zuko.flows.RealNVP}
+        return classes[flow.lower()]
     if isinstance(flow, type) and issubclass(flow, nn.Module):
         return flow
     raise TypeError(
-        f"flow must be 'nsf', 'maf', a zuko flow class or a built density estimator module, "
-        f"got {type(flow).__name__}"
+        f"flow must be 'nsf', 'maf', 'realnvp', a zuko flow class or a built density estimator "
+        f"module, got {type(flow).__name__}"
     )
 
 
@@ -192,7 +195,7 @@ def train_density(
             ``[1, 2, 5, epochs]`` (those ``<= epochs``).
         context: Conditions, shape ``(n, *context_shape)``, for a conditional density
             ``p(x | context)``; required when ``flow`` is an sbi density estimator.
-        flow: ``"nsf"``, ``"maf"``, a zuko flow class (built as
+        flow: ``"nsf"``, ``"maf"``, ``"realnvp"``, a zuko flow class (built as
             ``flow(features, context_features, hidden_features=..., transforms=...,
             **flow_options)`` on standardised data), or a built module: a zuko flow (used on
             standardised data) or an sbi ``ConditionalDensityEstimator`` (trained with its own

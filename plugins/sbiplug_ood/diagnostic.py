@@ -64,7 +64,7 @@ class OODDiagnostic(Diagnostic):
 
     Arguments:
         checkpoint: The training epoch whose model scores (early by default).
-        flow: ``"nsf"``, ``"maf"`` or a zuko flow class, see :func:`train_density`.
+        flow: ``"nsf"``, ``"maf"``, ``"realnvp"`` or a zuko flow class, see :func:`train_density`.
         density_model: An already trained density model of x (``log_prob(x)``) to reuse instead
             of training one; it must not have seen ``context.x``, which is then split only into
             the fit and reference halves.

@@ -6,7 +6,10 @@ For a group X_B of B inputs and every parameter tensor theta_j of a density mode
 
 In-distribution, each squared norm is roughly a scaled chi-squared, and different layers are only
 weakly correlated, so an independent Gaussian per feature, fitted on held-out in-distribution
-data, gives the score: its negative log-density (higher = more out-of-distribution). Because the
+data, gives the score: its negative log-density (higher = more out-of-distribution). Where the
+layers *are* correlated, ``covariance="full"`` fits the joint Gaussian of the log features
+instead, its covariance shrunk towards the independent model by the Ledoit-Wolf rule so that it
+stays well conditioned with few fit groups (e.g. B = 5). Because the
 gradient of log p with respect to theta ignores any fixed reparameterisation of x, the features
 are invariant to the data representation, unlike the likelihood.
 
@@ -17,6 +20,9 @@ References:
 
     OOD Detection with immature Models (Montazeran, Köthe; 2025)
     https://arxiv.org/abs/2502.00820
+
+    A well-conditioned estimator for large-dimensional covariance matrices (Ledoit, Wolf;
+    Journal of Multivariate Analysis 2004)
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from sbiplug_ood.inputs import (
     model_dtype,
 )
 
-__all__ = ["MIN_FIT_GROUPS", "GradientNormScorer", "VectorizationWarning"]
+__all__ = ["MIN_FIT_GROUPS", "GradientNormScorer", "VectorizationWarning", "ledoit_wolf"]
 
 #: The fewest in-distribution groups :meth:`GradientNormScorer.fit` accepts.
 MIN_FIT_GROUPS = 10
@@ -53,6 +59,33 @@ MEMORY_BUDGET = 2**28
 
 class VectorizationWarning(UserWarning):
     """The model does not support ``torch.func.vmap``; features fall back to a loop."""
+
+
+def ledoit_wolf(z: Tensor) -> tuple[Tensor, float]:
+    r"""The Ledoit-Wolf shrinkage estimate of a covariance matrix.
+
+    ``(1 - s) S + s m I``, with ``S`` the maximum-likelihood covariance of ``z``, ``m`` its mean
+    eigenvalue and the shrinkage ``s`` in [0, 1] that minimises the expected Frobenius loss
+    (Ledoit & Wolf, 2004). On standardised features, ``m ~ 1`` and ``I`` is the correlation of the
+    independent model, so ``s`` interpolates between the joint and the independent Gaussian.
+
+    Arguments:
+        z: Samples, shape ``(n, p)``.
+
+    Returns:
+        The covariance, shape ``(p, p)``, and the shrinkage ``s``.
+    """
+    n, p = z.shape
+    centered = z - z.mean(dim=0)
+    sample = centered.T @ centered / n
+    m = torch.trace(sample) / p
+    identity = torch.eye(p, dtype=z.dtype)
+    # Squared Frobenius norms scaled by 1 / p, as in the paper.
+    d2 = (sample - m * identity).square().sum() / p
+    # sum_k ||z_k z_k^T - S||^2 = sum_k ||z_k||^4 - n ||S||^2, without the (n, p, p) outer products.
+    b2 = (centered.square().sum(dim=1).square().sum() - n * sample.square().sum()) / (p * n**2)
+    shrinkage = 1.0 if float(d2) == 0.0 else float(torch.clamp(b2 / d2, max=1.0))
+    return (1 - shrinkage) * sample + shrinkage * m * identity, shrinkage
 
 
 class _GroupLogProb(nn.Module):
@@ -74,6 +107,10 @@ class GradientNormScorer:
             log-density per row. It is used in eval mode and left as it was.
         batch_size: The group size B: a feature is the gradient of the sum of log p over B
             disjoint inputs. Use the same B to fit and to score.
+        covariance: ``"diagonal"`` fits an independent Gaussian to each log feature (Dauncey
+            et al.); ``"full"`` fits their joint Gaussian, with a Ledoit-Wolf shrunk
+            correlation matrix (see :func:`ledoit_wolf`), which also uses how the layers' norms
+            move together.
         chunk_size: Groups whose per-input gradients are held at once; by default sized so
             that they take about 256 MiB.
         vectorize: ``True`` computes per-group gradients with ``torch.func.vmap`` (fast) and
@@ -92,6 +129,7 @@ class GradientNormScorer:
         model: nn.Module,
         batch_size: int = 1,
         *,
+        covariance: Literal["diagonal", "full"] = "diagonal",
         chunk_size: int | None = None,
         vectorize: bool | Literal["auto"] = "auto",
         show_progress_bars: bool = False,
@@ -100,8 +138,11 @@ class GradientNormScorer:
         self.batch_size = check_batch_size(batch_size)
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        if covariance not in ("diagonal", "full"):
+            raise ValueError(f"covariance must be 'diagonal' or 'full', got {covariance!r}")
         if vectorize not in (True, False, "auto"):
             raise ValueError(f"vectorize must be True, False or 'auto', got {vectorize!r}")
+        self.covariance = covariance
         self.chunk_size = chunk_size
         self.vectorize = vectorize
         self.show_progress_bars = show_progress_bars
@@ -117,6 +158,10 @@ class GradientNormScorer:
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
         self.kept: Tensor | None = None
+        #: Cholesky factor of the shrunk correlation of the kept standardised features
+        #: (``covariance="full"``), and the Ledoit-Wolf shrinkage it used.
+        self.cholesky: Tensor | None = None
+        self.shrinkage: float | None = None
 
     # -- features -----------------------------------------------------------------------------
 
@@ -222,11 +267,13 @@ class GradientNormScorer:
     # -- fit and score ------------------------------------------------------------------------
 
     def fit(self, x: Tensor, context: Tensor | None = None) -> GradientNormScorer:
-        """Fit an independent Gaussian to each feature on in-distribution data.
+        """Fit a Gaussian to the features of in-distribution data.
 
         Use inputs the model was not trained on (the "fit half" of a held-out split), so that
         the fit reflects how unseen in-distribution inputs look. Features with zero variance
-        (e.g. tensors that never receive a gradient) are dropped.
+        (e.g. tensors that never receive a gradient) are dropped. With
+        ``covariance="diagonal"`` each kept feature gets its own Gaussian; with ``"full"`` the
+        standardised kept features get a joint Gaussian with a shrunk correlation matrix.
 
         Arguments:
             x: In-distribution inputs, shape ``(n, *event_shape)`` with
@@ -257,6 +304,16 @@ class GradientNormScorer:
             raise ValueError("every gradient feature has zero variance on x: nothing to fit")
         self.event_shape = tuple(x.shape[1:])
         self.mean, self.std, self.kept = u.mean(dim=0), std, kept
+        self.cholesky = self.shrinkage = None
+        if self.covariance == "full":
+            z = (u[:, kept] - self.mean[kept]) / std[kept]
+            correlation, self.shrinkage = ledoit_wolf(z)
+            cholesky, info = torch.linalg.cholesky_ex(correlation)
+            if int(info) != 0:
+                # Exactly collinear features and no sampling noise to shrink: a tiny ridge.
+                identity = torch.eye(len(correlation), dtype=correlation.dtype)
+                cholesky = torch.linalg.cholesky(correlation + 1e-6 * identity)
+            self.cholesky = cholesky
         return self
 
     def score(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -274,8 +331,18 @@ class GradientNormScorer:
             raise RuntimeError("the scorer is not fitted: call fit(x_in_distribution) first")
         u = self.features(x, context).double()[:, self.kept]
         mean, std = self.mean[self.kept], self.std[self.kept]
-        nll = 0.5 * (((u - mean) / std).square() + torch.log(2 * math.pi * std.square()))
-        scores = nll.sum(dim=1)
+        z = (u - mean) / std
+        if self.cholesky is None:
+            nll = 0.5 * (z.square() + torch.log(2 * math.pi * std.square()))
+            scores = nll.sum(dim=1)
+        else:
+            # -log N(u; mean, D R D) with D = diag(std) and R = L L^T the shrunk correlation.
+            finite = torch.isfinite(z).all(dim=1)
+            z = torch.where(finite[:, None], z, torch.zeros_like(z))
+            white = torch.linalg.solve_triangular(self.cholesky, z.T, upper=False).T
+            log_det = 2 * self.cholesky.diagonal().log().sum() + 2 * std.log().sum()
+            scores = 0.5 * (white.square().sum(dim=1) + log_det + len(std) * math.log(2 * math.pi))
+            scores = torch.where(finite, scores, torch.full_like(scores, math.inf))
         return torch.where(torch.isfinite(scores), scores, torch.full_like(scores, math.inf))
 
     @property
@@ -289,5 +356,5 @@ class GradientNormScorer:
         fitted = "fitted" if self.mean is not None else "not fitted"
         return (
             f"GradientNormScorer({type(self.model).__name__}, batch_size={self.batch_size}, "
-            f"features={len(self.feature_names)}, {fitted})"
+            f"covariance={self.covariance!r}, features={len(self.feature_names)}, {fitted})"
         )

@@ -104,3 +104,17 @@ def test_train_density_errors(shifted_gaussians):
         train_density(torch.full((4, 2), float("nan")), 1)
     with pytest.raises(ValueError, match="context must be a tensor"):
         train_density(x, 1, context=x[:3])
+
+
+def test_realnvp_by_name_vectorizes(shifted_gaussians):
+    import zuko
+
+    x, _ = shifted_gaussians
+    models = train_density(
+        x[:200], 1, [1], flow="RealNVP", hidden_features=(16,), transforms=2, seed=0
+    )
+    assert isinstance(models[1].flow, zuko.flows.RealNVP)
+    # Affine coupling layers batch under torch.func.vmap: no fallback to the autograd loop.
+    features = GradientNormScorer(models[1], vectorize=True).features(x[200:216])
+    assert features.shape == (16, len(list(models[1].parameters())))
+    assert torch.isfinite(features).all()

@@ -2,7 +2,9 @@
 
 Prints, in one run, C2ST against the reference posterior and the wall time to draw 10 000
 posterior samples for
-- M-FFF on vmf_direction (S^2) and torus_angles (T^2), whose posterior wraps across +-pi;
+- M-FFF (conditional von Mises(-Fisher) mixture latent) on vmf_direction (S^2) and
+  torus_angles (T^2), whose posterior wraps across +-pi; on torus_angles also the plain M-FFF
+  with the uniform latent;
 - sbi NPE (nsf) and sbi FMPE on the naive parameterisations: directions as unconstrained R^3
   vectors normalised after sampling, angles as a box [-pi, pi]^2;
 - FFF against NPE (nsf) on two_moons.
@@ -11,8 +13,9 @@ C2ST is computed in the embedding (unit vectors; (cos, sin) per angle) for every
 Usage: ``python -m benchmarks.fff [--quick] [--only TASK ...] [--methods METHOD ...]`` from the
 repository root (not run by CI); ``--only two_moons torus_angles`` runs those tasks,
 ``--methods FFF M-FFF`` only those rows (the table then lacks the others' comparison lines);
-``--flow-epochs N``, ``--flow-batch-size N``, ``--mfff-beta B``, ``--mfff-hidden N`` and
-``--mfff-blocks N`` override the pinned flow settings (sensitivity runs).
+``--flow-epochs N``, ``--flow-batch-size N``, ``--mfff-beta B``, ``--mfff-hidden N``,
+``--mfff-blocks N``, ``--mfff-latent uniform|mixture`` and ``--flow-patience N`` (sbi's
+early-stopping patience) override the pinned flow settings (sensitivity runs).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import sys
 import time
 import warnings
 
@@ -36,8 +40,11 @@ from sbiplug_fff.manifolds import Torus
 # The network settings of the recorded run (benchmarks/results/fff.txt), pinned so that the
 # results stay reproducible if the package defaults change. Flows train with FreeFormNPE
 # (cosine learning-rate decay over flow_epochs, from FLOW_LEARNING_RATE).
-# M-FFF: no projection or uniform-sample penalties (both held the torus posterior too broad).
+# M-FFF: no projection or uniform-sample penalties (both held the torus posterior too broad);
+# the latent is the conditional von Mises(-Fisher) mixture (the package default on the sphere
+# and the torus). On torus_angles the plain uniform-latent M-FFF is printed as well.
 MFFF_NETWORK = dict(
+    latent="mixture",
     hidden_features=128,
     num_blocks=2,
     beta=100.0,
@@ -51,6 +58,8 @@ MFFF_NETWORK = dict(
 FFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=1000.0, hutchinson_samples=1)
 FLOW_LEARNING_RATE = 2e-3
 FLOW_BATCH_SIZE = 128
+# sbi's early-stopping patience for the flows (None: sbi's default of 20 epochs)
+FLOW_PATIENCE: int | None = None
 
 
 TASKS = ("vmf_direction", "torus_angles", "two_moons")
@@ -87,10 +96,22 @@ def parse() -> argparse.Namespace:
         help="override the M-FFF number of residual blocks (num_blocks)",
     )
     parser.add_argument(
+        "--mfff-latent",
+        choices=("uniform", "mixture"),
+        default=None,
+        help="override the M-FFF latent (uniform, or the conditional von Mises mixture)",
+    )
+    parser.add_argument(
         "--flow-batch-size",
         type=int,
         default=None,
         help="override the training batch size of the flows (M-FFF, FFF)",
+    )
+    parser.add_argument(
+        "--flow-patience",
+        type=int,
+        default=None,
+        help="sbi stop_after_epochs for the flows (above flow_epochs: the cosine completes)",
     )
     parser.add_argument(
         "--methods", nargs="+", default=None, help="run only these methods (e.g. FFF M-FFF)"
@@ -112,10 +133,18 @@ def settings(quick: bool) -> dict:
         simulations=10_000,
         flow_epochs=100,
         baseline_epochs=150,
-        observations=3,
+        observations=10,
         c2st_draws=2000,
         timing_draws=10_000,
     )
+
+
+def flow_train_options() -> dict:
+    """sbi ``train`` options of the flows (M-FFF, FFF)."""
+    options = dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE)
+    if FLOW_PATIENCE is not None:
+        options["stop_after_epochs"] = FLOW_PATIENCE
+    return options
 
 
 def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, float]:
@@ -145,8 +174,9 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
         simulator.sample_prior(config["observations"], seed=2), seed=3
     )
     if name == "torus_angles":
-        # one observation whose first angle sits at the seam +-pi: the wrapping case
-        seam = Torus.from_angles(torch.tensor([[3.1, 1.2]]))
+        # two observations at the seam +-pi, the wrapping case: the first angle there, then
+        # both angles (b's posterior is bimodal, b and b + pi, so it wraps as well)
+        seam = Torus.from_angles(torch.tensor([[3.1, 1.2], [-3.05, 3.1]]))
         observations = torch.cat([simulator.simulate(seam, seed=4), observations])[
             : config["observations"]
         ]
@@ -164,19 +194,25 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
         def to_embedding(draws):
             return draws / draws.norm(dim=-1, keepdim=True)
 
-    methods = {
-        "M-FFF": (
+    def mfff(**overrides):
+        network = {**MFFF_NETWORK, **overrides}
+        return (
             lambda: FreeFormNPE(
                 prior=simulator.prior,
-                density_estimator=build_mfff(manifold=simulator.parameter_manifold, **MFFF_NETWORK),
+                density_estimator=build_mfff(manifold=simulator.parameter_manifold, **network),
                 show_progress_bars=False,
                 tracker=NullTracker(),
             ),
             theta,
             lambda d: d,
-            dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE),
+            flow_train_options(),
             config["flow_epochs"],
-        ),
+        )
+
+    methods = {"M-FFF": mfff()}
+    if name == "torus_angles" and MFFF_NETWORK["latent"] != "uniform":
+        methods["M-FFF, uniform latent"] = mfff(latent="uniform")
+    methods |= {
         "NPE (nsf), naive": (
             lambda: NPE(
                 naive_prior,
@@ -241,7 +277,7 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
                 show_progress_bars=False,
                 tracker=NullTracker(),
             ),
-            dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE),
+            flow_train_options(),
             config["flow_epochs"],
         ),
         "NPE (nsf)": (
@@ -294,11 +330,16 @@ def main() -> None:
         MFFF_NETWORK["hidden_features"] = args.mfff_hidden
     if args.mfff_blocks is not None:
         MFFF_NETWORK["num_blocks"] = args.mfff_blocks
+    if args.mfff_latent is not None:
+        MFFF_NETWORK["latent"] = args.mfff_latent
+    global FLOW_BATCH_SIZE, FLOW_PATIENCE
     if args.flow_batch_size is not None:
-        global FLOW_BATCH_SIZE
         FLOW_BATCH_SIZE = args.flow_batch_size
+    if args.flow_patience is not None:
+        FLOW_PATIENCE = args.flow_patience
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
-    print("machine: 2 cores, no GPU (shared with other jobs; times are wall-clock)")
+    print("machine: 2 cores, no GPU, shared with 3 other jobs (times are wall-clock)")
+    print(f"command: python -m benchmarks.fff {' '.join(sys.argv[1:])}".rstrip())
     print(
         f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
         "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
@@ -307,7 +348,8 @@ def main() -> None:
         "FreeFormNPE with "
         f"lr {FLOW_LEARNING_RATE} decayed by a cosine to 1% over flow_epochs; "
         "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
-        "observation in the embedding; sample time: one call drawing timing_draws after a "
+        "observation in the embedding (torus_angles: the first two observations sit at the "
+        "seam +-pi, the rest are prior draws); sample time: one call drawing timing_draws after a "
         "warm-up, averaged over observations",
         flush=True,
     )
@@ -335,6 +377,12 @@ def main() -> None:
             f"{task}: M-FFF more accurate than both naive baselines: "
             f"{mfff[0] < min(npe[0], fmpe[0])}; sampling speed-up over FMPE: "
             f"{fmpe[1] / mfff[1]:.0f}x (goal >= 20x)"
+        )
+    if ("torus_angles", "M-FFF, uniform latent") in by:
+        print(
+            "torus_angles, plain M-FFF (uniform latent): C2ST "
+            f"{by[('torus_angles', 'M-FFF, uniform latent')][0]:.3f} (mixture latent: "
+            f"{by[('torus_angles', 'M-FFF')][0]:.3f})"
         )
     if ("two_moons", "FFF") in by and ("two_moons", "NPE (nsf)") in by:
         fff, nsf = by[("two_moons", "FFF")], by[("two_moons", "NPE (nsf)")]

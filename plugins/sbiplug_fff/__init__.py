@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "ConditionalMixtureLatent",
     "FreeFormFlow",
     "FreeFormNPE",
     "ManifoldFreeFormFlow",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 _LOCATIONS = {
+    "ConditionalMixtureLatent": "latents",
     "FreeFormFlow": "flow",
     "ManifoldFreeFormFlow": "flow",
     "FreeFormNPE": "estimator",

@@ -98,6 +98,9 @@ def build_mfff(
     uniform_reconstruction_weight: float = 10.0,
     latent_reconstruction_weight: float = 10.0,
     noise: float = 0.0,
+    latent: str = "auto",
+    latent_components: int = 4,
+    latent_hidden_features: int = 64,
     hutchinson_samples: int = 1,
     embedding_net: nn.Module | None = None,
     z_score_x: bool = True,
@@ -110,6 +113,10 @@ def build_mfff(
             from theta's dimension (sphere: S^(D-1), torus: T^(D/2)).
         beta, projection_weight, uniform_reconstruction_weight, latent_reconstruction_weight,
             noise: Loss weights, see :class:`ManifoldFreeFormFlow`.
+        latent, latent_components, latent_hidden_features: ``"auto"`` (default: the mixture
+            on the sphere and the torus, uniform on SO(3)), ``"mixture"`` (a von Mises(-Fisher)
+            mixture whose parameters are a network of x) or ``"uniform"``, see
+            :class:`ManifoldFreeFormFlow`.
         Other arguments: as in :func:`build_fff`.
 
     Returns:
@@ -133,6 +140,9 @@ def build_mfff(
             uniform_reconstruction_weight=uniform_reconstruction_weight,
             latent_reconstruction_weight=latent_reconstruction_weight,
             noise=noise,
+            latent=latent,
+            latent_components=latent_components,
+            latent_hidden_features=latent_hidden_features,
             hutchinson_samples=hutchinson_samples,
             x_shift=x_scaling["shift"],
             x_scale=x_scaling["scale"],

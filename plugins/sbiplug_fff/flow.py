@@ -5,9 +5,11 @@ Distributions on Manifolds with Free-form Flows* (arXiv 2312.09852). An encoder 
 g (free-form residual MLPs conditioned on the embedded observation) are trained so that g ~ f^-1
 and f pushes the data to the latent distribution. On a manifold both outputs are projected onto
 it. Sampling is one decoder pass: theta = g(z, x) with z ~ p_Z. The density is exact:
-log q(theta | x) = log p_Z(z) - log|det R^T J_g(z) Q| at z = f(theta, x) (the "decoder version",
-the density of the sampler; trustworthy when the reconstruction error is small, see
-:meth:`FreeFormFlow.reconstruction_error`).
+log q(theta | x) = log p_Z(z | x) - log|det R^T J_g(z) Q| at z = f(theta, x) (the "decoder
+version", the density of the sampler; trustworthy when the reconstruction error is small, see
+:meth:`FreeFormFlow.reconstruction_error`). p_Z is a standard normal (FFF), or on a manifold the
+uniform distribution or a learned conditional von Mises(-Fisher) mixture
+(:mod:`sbiplug_fff.latents`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 from sbiplug_fff.distributions import UniformManifold
+from sbiplug_fff.latents import ConditionalMixtureLatent, resolve_latent
 from sbiplug_fff.loss import tangent_log_abs_det, volume_change_surrogate
 from sbiplug_fff.manifolds import Euclidean, Manifold, get_manifold
 from sbiplug_fff.networks import ConditionalResidualNet
@@ -80,6 +83,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
         )
         super().__init__(net, torch.Size([input_dim]), torch.Size(condition_shape))
         self._embedding_net = embedding_net
+        self.embedding_features = int(embedding_dim)
         self.beta = float(beta)
         self.hutchinson_samples = int(hutchinson_samples)
         self.chunk_size = chunk_size
@@ -102,6 +106,14 @@ class FreeFormFlow(ConditionalDensityEstimator):
         """The latent distribution p_Z."""
         zeros = self.theta_shift.new_zeros(self.manifold.embedding_dim)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def latent_log_prob(self, z: Tensor, embedded: Tensor) -> Tensor:
+        """log p_Z(z | x) for latents ``(B, D)`` and embedded conditions ``(B, C)``: ``(B,)``."""
+        return self.latent.log_prob(z)
+
+    def latent_sample(self, embedded: Tensor) -> Tensor:
+        """One latent draw per embedded condition ``(B, C)``: ``(B, D)``."""
+        return self.latent.sample((embedded.shape[0],)).to(embedded.dtype)
 
     def embed(self, condition: Tensor) -> Tensor:
         """Standardise and embed conditions ``(*, *condition_shape) -> (*, C)``."""
@@ -139,7 +151,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
         if not self.training:
             z, _ = self.encode(theta, embedded)
             x1, log_det = self._decoder_log_det(z, embedded)
-            nll = -(self.latent.log_prob(z) - log_det)
+            nll = -(self.latent_log_prob(z, embedded) - log_det)
             return nll + self.beta * (theta - x1).pow(2).sum(-1)
         with torch.enable_grad():
             return self._training_loss(theta, embedded)
@@ -154,7 +166,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
             self.hutchinson_samples,
         )
         reconstruction = (theta - x1).pow(2).sum(-1)
-        return self.beta * reconstruction - self.latent.log_prob(z) - surrogate
+        return self.beta * reconstruction - self.latent_log_prob(z, embedded) - surrogate
 
     def _decoder_log_det(self, z: Tensor, embedded: Tensor) -> tuple[Tensor, Tensor]:
         def decode_one(z_row: Tensor, c_row: Tensor) -> Tensor:
@@ -182,7 +194,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
         embedded = self.embed(condition.reshape(samples * batch, *self.condition_shape))
         z, _ = self.encode(theta, embedded)
         _, log_det = self._decoder_log_det(z, embedded)
-        log_prob = self.latent.log_prob(z) - log_det - self.log_abs_det_standardisation()
+        log_prob = self.latent_log_prob(z, embedded) - log_det - self.log_abs_det_standardisation()
         return log_prob.reshape(samples, batch)
 
     def sample(self, sample_shape: torch.Size, condition: Tensor, **kwargs) -> Tensor:
@@ -193,7 +205,8 @@ class FreeFormFlow(ConditionalDensityEstimator):
         with torch.no_grad():
             embedded = self.embed(condition)
             embedded = embedded.unsqueeze(0).expand(num_samples, *embedded.shape)
-            z = self.latent.sample((num_samples, batch)).to(embedded.dtype)
+            flat = embedded.reshape(num_samples * batch, -1)
+            z = self.latent_sample(flat).reshape(num_samples, batch, -1)
             theta = self.from_flow_space(self.decode(z, embedded)[0])
         return theta.reshape(*sample_shape, batch, *self.input_shape)
 
@@ -207,7 +220,7 @@ class FreeFormFlow(ConditionalDensityEstimator):
 
 
 class ManifoldFreeFormFlow(FreeFormFlow):
-    """A conditional free-form flow on an embedded manifold with a uniform latent (M-FFF).
+    """A conditional free-form flow on an embedded manifold (M-FFF).
 
     Arguments:
         manifold: A :class:`~sbiplug_fff.manifolds.Manifold` or ``"sphere"``, ``"torus"``,
@@ -220,6 +233,13 @@ class ManifoldFreeFormFlow(FreeFormFlow):
         latent_reconstruction_weight: Weight of |w - f(g(w))|^2 for w ~ p_Z.
         noise: Standard deviation of Gaussian noise added to theta in the embedding during
             training, then re-projected onto the manifold.
+        latent: ``"uniform"`` (the uniform distribution on M, as in the paper's torus and SO(3)
+            runs), ``"mixture"`` (a learnable mixture of von Mises(-Fisher) components whose
+            parameters are a small network of the embedded condition; sphere and torus, see
+            :mod:`sbiplug_fff.latents`) or ``"auto"``: the mixture where it exists, else
+            uniform. The mixture lets the flow learn only a correction to a posterior-shaped
+            latent (see benchmarks/results/fff.txt for the torus_angles comparison).
+        latent_components, latent_hidden_features: Size of the mixture latent and its network.
         **kwargs: Passed to :class:`FreeFormFlow` (network size, embedding net, x scaling).
 
     theta is not standardised: it already lies on the manifold.
@@ -235,6 +255,9 @@ class ManifoldFreeFormFlow(FreeFormFlow):
         uniform_reconstruction_weight: float = 10.0,
         latent_reconstruction_weight: float = 10.0,
         noise: float = 0.0,
+        latent: str = "auto",
+        latent_components: int = 4,
+        latent_hidden_features: int = 64,
         **kwargs,
     ):
         self._manifold_argument = get_manifold(manifold)
@@ -248,13 +271,36 @@ class ManifoldFreeFormFlow(FreeFormFlow):
         self.uniform_reconstruction_weight = float(uniform_reconstruction_weight)
         self.latent_reconstruction_weight = float(latent_reconstruction_weight)
         self.noise = float(noise)
+        latent = resolve_latent(latent, self.manifold)
+        self.latent_kind = latent
+        self.mixture_latent = (
+            ConditionalMixtureLatent(
+                self.manifold,
+                self.embedding_features,
+                components=latent_components,
+                hidden_features=latent_hidden_features,
+            )
+            if latent == "mixture"
+            else None
+        )
 
     def _setup_manifold(self, input_dim: int) -> None:
         self.manifold = self._manifold_argument
 
     @property
     def latent(self) -> Distribution:
+        """The uniform latent (with ``latent="mixture"`` see :meth:`latent_log_prob`)."""
         return UniformManifold(self.manifold)
+
+    def latent_log_prob(self, z: Tensor, embedded: Tensor) -> Tensor:
+        if self.mixture_latent is None:
+            return super().latent_log_prob(z, embedded)
+        return self.mixture_latent.log_prob(z, embedded)
+
+    def latent_sample(self, embedded: Tensor) -> Tensor:
+        if self.mixture_latent is None:
+            return super().latent_sample(embedded)
+        return self.mixture_latent.sample(embedded)
 
     def log_abs_det_standardisation(self) -> Tensor:
         return self.theta_shift.new_zeros(())
@@ -271,6 +317,8 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             self.hutchinson_samples,
         )
         loss = self.beta * (theta - x1).pow(2).sum(-1) - surrogate
+        if self.mixture_latent is not None:
+            loss = loss - self.mixture_latent.log_prob(z, embedded)
         if self.projection_weight:
             off_manifold = (z_raw - z).pow(2).sum(-1) + (x1_raw - x1).pow(2).sum(-1)
             loss = loss + self.projection_weight * off_manifold
@@ -279,11 +327,13 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             back = self.decode(self.encode(uniform, embedded)[0], embedded)[0]
             loss = loss + self.uniform_reconstruction_weight * (uniform - back).pow(2).sum(-1)
         if self.latent_reconstruction_weight:
-            latent = self.latent.sample((theta.shape[0],)).to(theta)
+            latent = self.latent_sample(embedded).to(theta)
             back = self.encode(self.decode(latent, embedded)[0], embedded)[0]
             loss = loss + self.latent_reconstruction_weight * (latent - back).pow(2).sum(-1)
-        # log p_Z is the constant -log vol(M): added so the value reads as an NLL estimate
-        return loss + self.manifold.log_volume
+        if self.mixture_latent is None:
+            # log p_Z is the constant -log vol(M): added so the value reads as an NLL estimate
+            loss = loss + self.manifold.log_volume
+        return loss
 
 
 def _or(value: Tensor | None, default: Tensor) -> Tensor:

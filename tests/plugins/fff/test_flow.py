@@ -124,10 +124,20 @@ def test_samples_lie_on_the_manifold_and_density_is_exact_at_init(manifold) -> N
     assert manifold.contains(draws, atol=1e-5).all()
     log_prob = flow.log_prob(draws, condition)
     assert log_prob.shape == (200, 3) and torch.isfinite(log_prob).all()
-    # the identity flow (zero-initialised output layers) is the uniform distribution
-    identity = ManifoldFreeFormFlow(manifold, (2,), hidden_features=32)
-    values = identity.log_prob(manifold.sample_uniform((4, 3)), condition)
+    # the identity flow (zero-initialised output layers) has the latent's density: uniform...
+    identity = ManifoldFreeFormFlow(manifold, (2,), hidden_features=32, latent="uniform")
+    points = manifold.sample_uniform((4, 3))
+    values = identity.log_prob(points, condition)
     torch.testing.assert_close(values, torch.full((4, 3), -manifold.log_volume), atol=1e-5, rtol=0)
+    if manifold.name == "so3":
+        return
+    # ... or the default (auto) mixture latent, evaluated at the embedded condition
+    identity = ManifoldFreeFormFlow(manifold, (2,), hidden_features=32)
+    assert identity.latent_kind == "mixture"
+    latent = identity.mixture_latent.log_prob(
+        points.reshape(12, -1), identity.embed(condition).repeat(4, 1)
+    )
+    torch.testing.assert_close(identity.log_prob(points, condition), latent.reshape(4, 3))
 
 
 def test_euclidean_flow_standardises_theta_and_its_density_is_the_change_of_variables() -> None:

@@ -47,7 +47,7 @@ from sbiplug_trade import (
 
 torch.set_num_threads(1)
 QUICK = os.environ.get("SBIPLUG_QUICK") == "1"
-GMM_STEPS = 20 if QUICK else 2500
+GMM_STEPS = 20 if QUICK else 2000  # the settings of benchmarks/trade.py (same model)
 POWER_STEPS = 20 if QUICK else 1500
 NUM_DRAWS = 300 if QUICK else 5000
 
@@ -73,7 +73,8 @@ model.fit(
     data,
     steps=GMM_STEPS,
     learning_rate=2e-3,
-    huber_delta=3.0,
+    huber_delta=0.75,
+    causality_decay=0.05,
     conditions_per_step=8,
     samples_per_condition=64,
     data_per_condition=16,

@@ -60,8 +60,13 @@ x.shape  # (simulations, observations per set, 2 coordinates)
 # ## Train NPE with an MMD-regularised summary network
 #
 # The default summary network is a DeepSet (permutation invariant, linear output of size
-# `summary_dim`, by default twice the number of parameters). Any sbi density estimator can sit
-# on top of it.
+# `summary_dim`, by default twice the number of parameters) that mean-pools the observations.
+# Any sbi density estimator can sit on top of it. The option `embedding_pooling="centred"`
+# adds a shape block (half the summaries pool the observations around the set mean,
+# batch-normalised), so the MMD penalty can fill the extra summary dimensions with the set's
+# spread and shape: it then detects a wrong noise level or contamination, which mean pooling
+# cannot see, at some cost in posterior accuracy and in power against a shifted prior (see
+# benchmarks/results/misspecification.txt).
 
 # %%
 torch.manual_seed(0)

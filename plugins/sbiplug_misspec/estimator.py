@@ -45,7 +45,11 @@ class NPEMMD(NPE_C):
         kernel: ``"imq"`` (default) or ``"gaussian"`` 19-scale kernel mixture.
         embedding_hidden_features: Width of the default summary network.
         embedding_num_layers: Hidden layers of each part of the default summary network.
-        embedding_pooling: The default DeepSet's pooling, ``"mean"`` or ``"mean_std"``.
+        embedding_pooling: The default DeepSet's pooling: ``"mean"`` (default; plain DeepSet),
+            ``"centred"`` (a location block and a batch-normalised centred-shape block of
+            summaries, needs S >= 2: detects a wrong noise level or contamination, at some cost
+            in posterior accuracy and in power against prior shifts; see
+            :mod:`sbiplug_misspec.networks`) or ``"mean_std"``.
         density_estimator_options: Further options for sbi's ``posterior_nn`` (e.g.
             ``hidden_features``, ``num_transforms``, ``z_score_x``).
         device: Training device.

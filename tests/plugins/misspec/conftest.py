@@ -12,7 +12,7 @@ NUM_SIMULATIONS = 1500
 MAX_EPOCHS = 7  # sbi runs max_num_epochs + 1 epochs
 
 
-def _train(mmd_weight: float) -> NPEMMD:
+def _train(mmd_weight: float, pooling: str = "mean") -> NPEMMD:
     simulator = GaussianMeans(n_obs=N_OBS)
     theta = simulator.sample_prior(NUM_SIMULATIONS, seed=0)
     x = simulator.simulate(theta, seed=1)
@@ -21,6 +21,7 @@ def _train(mmd_weight: float) -> NPEMMD:
         simulator.prior,
         mmd_weight=mmd_weight,
         embedding_hidden_features=32,
+        embedding_pooling=pooling,
         show_progress_bars=False,
     )
     trainer.append_simulations(theta, x).train(
@@ -44,3 +45,15 @@ def regularised_trainer() -> NPEMMD:
 def unregularised_trainer() -> NPEMMD:
     """The same network and budget trained without the penalty."""
     return _train(0.0)
+
+
+@pytest.fixture(scope="session")
+def centred_trainer() -> NPEMMD:
+    """npe_mmd with the ``"centred"`` (location + shape blocks) DeepSet, same budget."""
+    return _train(1.0, "centred")
+
+
+@pytest.fixture(scope="session")
+def centred_unregularised_trainer() -> NPEMMD:
+    """The centred DeepSet trained without the penalty."""
+    return _train(0.0, "centred")

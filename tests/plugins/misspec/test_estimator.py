@@ -31,8 +31,45 @@ def test_regulariser_moves_summaries_towards_a_standard_normal(
     assert regularised < 0.5
 
 
-def test_regularised_posterior_still_matches_the_analytic_one(simulator, regularised_trainer):
-    posterior = regularised_trainer.build_posterior()
+def _r_squared_of_log_spread(trainer: NPEMMD, simulator: GaussianMeans) -> float:
+    """R² of the linear fit of each set's log sample variance on its summaries."""
+    x = simulator.simulate(simulator.sample_prior(2000, seed=41), seed=42)
+    summaries = summarise(trainer.embedding_net, x)
+    log_spread = x.var(dim=1).mean(dim=-1).log().double()[:, None]
+    design = torch.cat([summaries, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    residual = log_spread - design @ torch.linalg.lstsq(design, log_spread).solution
+    return float(1 - residual.var() / log_spread.var())
+
+
+def test_centred_regularised_summaries_carry_the_spread_and_detect_a_wrong_noise_level(
+    simulator, centred_trainer, centred_unregularised_trainer, regularised_trainer
+):
+    # The posterior needs only the set mean; an exactly N(0, I) summary with S = 4 > 2 must
+    # fill the two extra dimensions with what is independent of it, the within-set shape.
+    # The centred DeepSet (location + shape blocks) finds it; the default mean pooling does not.
+    assert _r_squared_of_log_spread(centred_trainer, simulator) > 0.8
+    assert _r_squared_of_log_spread(centred_unregularised_trainer, simulator) < 0.2
+    assert _r_squared_of_log_spread(regularised_trainer, simulator) < 0.2
+    noisy = GaussianMeans(n_obs=simulator.n_obs, noise_scale=4.0)
+    x_bad = noisy.simulate(noisy.sample_prior(20, seed=43), seed=44)
+
+    def rejections(trainer: NPEMMD) -> int:
+        return sum(
+            misspecification_test(
+                trainer, simulator, x_bad[r : r + 1], num_reference=200, num_null=99, seed=r
+            ).rejected
+            for r in range(20)
+        )
+
+    # N = 1, alpha = 0.05: 1 of 20 expected under H0.
+    assert rejections(centred_trainer) >= 18
+    assert rejections(centred_unregularised_trainer) <= 5
+
+
+@pytest.mark.parametrize("name", ["regularised_trainer", "centred_trainer"])
+def test_regularised_posterior_still_matches_the_analytic_one(simulator, name, request):
+    trainer = request.getfixturevalue(name)
+    posterior = trainer.build_posterior()
     x = simulator.simulate(simulator.sample_prior(10, seed=21), seed=22)
     errors = []
     for x_o in x:

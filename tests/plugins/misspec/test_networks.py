@@ -5,10 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sbiplug_misspec.networks import DeepSetEmbedding, MLPEmbedding, default_embedding_net
+from sbiplug_misspec.networks import (
+    DeepSetEmbedding,
+    MLPEmbedding,
+    PooledBatchNorm,
+    default_embedding_net,
+)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "mean_std"])
+@pytest.mark.parametrize("pooling", ["centred", "mean", "mean_std"])
 def test_deepset_is_permutation_invariant_and_unbounded(pooling):
     torch.manual_seed(0)
     net = DeepSetEmbedding(2, 4, hidden_features=16, pooling=pooling)
@@ -28,3 +33,42 @@ def test_default_network_follows_the_data_shape():
         default_embedding_net((3, 4, 5), 4)
     with pytest.raises(ValueError, match="pooling"):
         DeepSetEmbedding(2, 4, pooling="max")
+    assert default_embedding_net((100, 2), 4).pooling == "mean"
+
+
+def test_pooled_batch_norm_standardises_batches_and_accepts_one_row():
+    torch.manual_seed(0)
+    norm = PooledBatchNorm(3)
+    features = torch.randn(500, 3) * torch.tensor([0.1, 1.0, 5.0]) + 2.0
+    out = norm(features)
+    torch.testing.assert_close(out.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
+    # One row in training mode (sbi probes a new estimator so): running statistics, no update.
+    running_mean = norm.running_mean.clone()
+    one = norm(features[:1])
+    expected = (features[:1] - running_mean) / (norm.running_var + norm.eps).sqrt()
+    torch.testing.assert_close(one, expected)
+    torch.testing.assert_close(norm.running_mean, running_mean)
+
+
+def test_centred_pooling_keeps_a_location_block_and_a_shape_block():
+    torch.manual_seed(0)
+    net = DeepSetEmbedding(2, 4, hidden_features=16, pooling="centred").eval()
+    x = torch.randn(5, 30, 2)
+    moved = x + torch.tensor([3.0, -2.0])
+    wider = x.mean(dim=-2, keepdim=True) + 3.0 * (x - x.mean(dim=-2, keepdim=True))
+    # Location block (first S - S // 2 summaries) follows the set mean; the shape block sees
+    # only x_k - x̄: moving a set leaves it unchanged, widening it does not.
+    assert not torch.allclose(net(x)[:, :2], net(moved)[:, :2], atol=1e-3)
+    torch.testing.assert_close(net(x)[:, 2:], net(moved)[:, 2:], atol=1e-5, rtol=0)
+    assert not torch.allclose(net(x)[:, 2:], net(wider)[:, 2:], atol=1e-3)
+    # The blocks do not mix: the shape branch cannot touch the location summaries.
+    location = net(x)[:, :2].clone()
+    with torch.no_grad():
+        for parameter in net.centred_net.parameters():
+            parameter.add_(1.0)
+    torch.testing.assert_close(net(x)[:, :2], location)
+    assert DeepSetEmbedding(2, 3, hidden_features=8, pooling="centred")(x).shape == (5, 3)
+    with pytest.raises(ValueError, match="summary_dim >= 2"):
+        DeepSetEmbedding(2, 1, pooling="centred")
+    assert DeepSetEmbedding(2, 1, pooling="mean")(x).shape == (5, 1)

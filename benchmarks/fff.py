@@ -164,6 +164,20 @@ def train(trainer, theta, x, epochs: int, **options) -> tuple[object, float]:
     return trainer.build_posterior(), time.perf_counter() - start
 
 
+def score_posterior(
+    posterior, simulator, observations: torch.Tensor, config: dict, embed=lambda theta: theta
+) -> tuple[list[float], float]:
+    """C2ST against the reference posterior per observation, and the mean time to draw."""
+    scores, seconds = [], []
+    for i, x_o in enumerate(observations):
+        reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
+        torch.manual_seed(20 + i)
+        draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
+        seconds.append(elapsed)
+        scores.append(float(c2st(embed(draws[: config["c2st_draws"]]), reference, seed=0)))
+    return scores, sum(seconds) / len(seconds)
+
+
 def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> list[tuple]:
     """Rows (task, method, mean C2ST, per-observation C2ST, train s, seconds per draws)."""
     simulator = sbiplug.make_simulator(name)
@@ -239,24 +253,8 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
             continue
         torch.manual_seed(0)
         posterior, train_seconds = train(make(), train_theta, x, epochs, **options)
-        scores, seconds = [], []
-        for i, x_o in enumerate(observations):
-            reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
-            torch.manual_seed(20 + i)
-            draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
-            seconds.append(elapsed)
-            sample = embed(draws[: config["c2st_draws"]])
-            scores.append(float(c2st(sample, reference, seed=0)))
-        rows.append(
-            (
-                name,
-                method,
-                sum(scores) / len(scores),
-                scores,
-                train_seconds,
-                sum(seconds) / len(seconds),
-            )
-        )
+        scores, seconds = score_posterior(posterior, simulator, observations, config, embed)
+        rows.append((name, method, sum(scores) / len(scores), scores, train_seconds, seconds))
         print(f"  done {name} / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
     return rows
 
@@ -297,22 +295,9 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
             continue
         torch.manual_seed(0)
         posterior, train_seconds = train(make(), theta, x, epochs, **options)
-        scores, seconds = [], []
-        for i, x_o in enumerate(observations):
-            reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
-            torch.manual_seed(20 + i)
-            draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
-            seconds.append(elapsed)
-            scores.append(float(c2st(draws[: config["c2st_draws"]], reference, seed=0)))
+        scores, seconds = score_posterior(posterior, simulator, observations, config)
         rows.append(
-            (
-                "two_moons",
-                method,
-                sum(scores) / len(scores),
-                scores,
-                train_seconds,
-                sum(seconds) / len(seconds),
-            )
+            ("two_moons", method, sum(scores) / len(scores), scores, train_seconds, seconds)
         )
         print(f"  done two_moons / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
     return rows

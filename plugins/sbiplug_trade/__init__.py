@@ -30,6 +30,7 @@ __all__ = [
     "mode_masses",
     "negative_log_likelihood",
     "phi4_observables",
+    "population_effective_sample_size",
     "power_scaling_sensitivity",
 ]
 
@@ -51,6 +52,7 @@ _LOCATIONS = {
     "mode_masses": "metrics",
     "negative_log_likelihood": "metrics",
     "phi4_observables": "lattice",
+    "population_effective_sample_size": "metrics",
     "power_scaling_sensitivity": "power_scaling",
 }
 

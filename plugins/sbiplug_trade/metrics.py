@@ -2,6 +2,10 @@
 
 * normalised effective sample size of importance weights log w = log p~(x | c) - log q(x | c) on
   draws x ~ q(. | c): ESS_r = exp(2 LSE(log w) - LSE(2 log w) - log N), in (0, 1];
+* for low-dimensional targets with a quadrature grid (``target.quadrature(c)``), the population
+  value that ESS_r estimates, 1 / ∫ p(x | c)^2 / q(x | c) dx with p normalised on the grid. It has
+  no Monte Carlo noise and does see lost modes: where q misses mass of p, p^2 / q is huge, while
+  the draws of q never go there, so the estimate from q's own draws stays near 1;
 * negative log-likelihood of ground-truth draws, -mean log q(x | c);
 * mass per mode under q against ground truth, for targets that label modes (``mode_labels``);
   the truth is either ground-truth draws or exact masses (``target.exact_mode_masses(c)``, e.g.
@@ -11,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
@@ -19,7 +24,13 @@ from torch import Tensor
 from sbiplug.target import Target
 from sbiplug_trade.residual import log_effective_sample_size
 
-__all__ = ["effective_sample_size", "mode_mass_error", "mode_masses", "negative_log_likelihood"]
+__all__ = [
+    "effective_sample_size",
+    "mode_mass_error",
+    "mode_masses",
+    "negative_log_likelihood",
+    "population_effective_sample_size",
+]
 
 
 class ConditionalDensity(Protocol):
@@ -49,6 +60,44 @@ def effective_sample_size(
     if not bool(torch.isfinite(log_weights).any()):
         return 0.0
     return float(log_effective_sample_size(log_weights).exp())
+
+
+@torch.no_grad()
+def population_effective_sample_size(
+    flow: ConditionalDensity,
+    target: Target,
+    condition: float,
+    *,
+    cutoff: float = 60.0,
+    chunk: int = 200_000,
+) -> float:
+    """1 / ∫ p(x | c)^2 / q(x | c) dx by quadrature: the limit of ESS_r as the draws grow.
+
+    Arguments:
+        flow: A fitted :class:`~sbiplug_trade.TRADE` (or anything with ``log_prob``).
+        target: A density family with ``quadrature(c) -> (points (m, dim), log cell volume)``.
+        condition: c.
+        cutoff: Grid points where log p is more than this below its maximum are left out of the
+            sum (they cannot matter unless q is smaller still there).
+        chunk: Points per call of ``flow.log_prob``.
+    """
+    if not hasattr(target, "quadrature"):
+        raise TypeError(
+            f"target {target.name!r} has no quadrature grid; use effective_sample_size instead"
+        )
+    points, log_cell = target.quadrature(condition)
+    log_p = target.log_density(points, torch.full((len(points), 1), float(condition))).double()
+    log_p = log_p - (torch.logsumexp(log_p, 0) + log_cell)
+    keep = log_p > log_p.max() - cutoff
+    points, log_p = points[keep], log_p[keep]
+    log_q = torch.cat(
+        [
+            flow.log_prob(points[i : i + chunk], condition).double()
+            for i in range(0, len(points), chunk)
+        ]
+    )
+    log_chi2_plus_one = torch.logsumexp(2 * log_p - log_q.nan_to_num(nan=-math.inf), 0) + log_cell
+    return float(torch.exp(-log_chi2_plus_one).clamp(max=1.0))
 
 
 @torch.no_grad()

@@ -87,6 +87,33 @@ class GaussianMixtureTemperature(Target):
         masses = torch.zeros(self.num_modes, dtype=torch.float64)
         return masses.index_add_(0, labels, weights)
 
+    def quadrature(
+        self, c: float, *, width: float = 9.0, cells_per_sd: float = 3.0
+    ) -> tuple[Tensor, float]:
+        """A regular grid that resolves GMM^beta: points ``(m, 2)`` and the log cell area.
+
+        The box spans the component means +- ``width`` times the widest component sd at beta
+        (sqrt of the largest covariance eigenvalue / beta); the spacing is the narrowest sd
+        divided by ``cells_per_sd``. For a Gaussian-like integrand a Riemann sum at that spacing
+        is accurate far beyond float32 precision (the error falls as exp(-2 pi^2 cells_per_sd^2));
+        on the benchmark's flows, width 16 or 10 cells per sd change the population ESS by < 2e-4.
+
+        Returns:
+            The points, shape ``(m, 2)``, and the log area of one cell.
+        """
+        beta = float(c)
+        if beta <= 0:
+            raise ValueError(f"target {self.name!r}: beta must be positive, got {c!r}")
+        eigenvalues = np.linalg.eigvalsh(GMM_COVARIANCES)
+        widest = math.sqrt(eigenvalues.max() / beta)
+        spacing = math.sqrt(eigenvalues.min() / beta) / cells_per_sd
+        axes = [
+            torch.arange(low - width * widest, high + width * widest + spacing, spacing)
+            for low, high in zip(GMM_MEANS.min(0), GMM_MEANS.max(0), strict=True)
+        ]
+        points = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+        return points.float(), 2 * math.log(spacing)
+
     # -- exact sampling -----------------------------------------------------------------------
 
     def sample(self, num_samples: int, c: float, *, seed: int | None = 0) -> Tensor:

@@ -15,7 +15,12 @@ from scipy.integrate import quad
 
 import sbiplug
 from sbiplug_trade.checks import condition_gradient
-from sbiplug_trade.metrics import mode_mass_error, mode_masses
+from sbiplug_trade.metrics import (
+    effective_sample_size,
+    mode_mass_error,
+    mode_masses,
+    population_effective_sample_size,
+)
 
 NAMES = ("gmm_temperature", "double_well", "multi_well", "phi4", "power_posterior")
 
@@ -57,6 +62,44 @@ def test_mode_mass_error_against_exact_masses():
     assert relative[0].item() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="exact masses"):
         mode_mass_error(well, draws, torch.ones(3) / 3)
+
+
+class KnownMixture:
+    """q(x) = the GMM's components ``keep``, equally weighted, at every condition."""
+
+    def __init__(self, target, keep):
+        self.means = target._means[keep]
+        self.scale_tril = target._scale_tril[keep]
+
+    def log_prob(self, x, condition):
+        normal = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+        return torch.logsumexp(normal.log_prob(x.unsqueeze(-2)), -1) - np.log(len(self.means))
+
+    def sample_and_log_prob(self, n, condition, *, seed=None):
+        generator = torch.Generator().manual_seed(seed or 0)
+        index = torch.randint(len(self.means), (n,), generator=generator)
+        z = torch.randn(n, 2, generator=generator)
+        x = self.means[index] + (self.scale_tril[index] @ z[:, :, None])[:, :, 0]
+        return x, self.log_prob(x, condition)
+
+
+def test_population_ess_is_the_limit_of_the_estimate_and_sees_lost_modes():
+    target = sbiplug.make_target("gmm_temperature")
+    exact = KnownMixture(target, list(range(6)))
+    assert population_effective_sample_size(exact, target, 1.0) == pytest.approx(1.0, abs=1e-4)
+    # q = GMM as proposal for GMM^2: 1 / ∫ p^2 / q = (∫ GMM^2)^2 / ∫ GMM^3, on a plain grid
+    grid = torch.linspace(-14, 16, 1501, dtype=torch.float64)
+    points = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
+    log_mixture = target.log_mixture(points.float()).double()
+    log_cell = 2 * float(torch.log(grid[1] - grid[0]))
+    log_z2 = torch.logsumexp(2 * log_mixture, 0) + log_cell
+    log_i3 = torch.logsumexp(3 * log_mixture, 0) + log_cell
+    analytic = float(torch.exp(2 * log_z2 - log_i3))
+    assert population_effective_sample_size(exact, target, 2.0) == pytest.approx(analytic, rel=2e-3)
+    # without component 6 (1/6 of the mass) the weights on q's own draws are nearly constant
+    lost_mode = KnownMixture(target, list(range(5)))
+    assert effective_sample_size(lost_mode, target, 1.0, 20_000, seed=3) > 0.95
+    assert population_effective_sample_size(lost_mode, target, 1.0) < 1e-3
 
 
 @pytest.mark.parametrize("temperature", [0.4, 1.0])

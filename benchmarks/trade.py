@@ -26,6 +26,7 @@ import datetime
 import math
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -124,7 +125,16 @@ def well_log_normaliser(target: MultiWell, temperature: float) -> float:
     return target.dim * math.log(value)
 
 
-def evaluate(model, target, condition, truth, num_eval, num_mode_draws, seed):
+class Scores(NamedTuple):
+    """One method at one condition (population_ess is NaN without a quadrature grid)."""
+
+    ess: float
+    nll: float
+    mode_error: float
+    population_ess: float
+
+
+def evaluate(model, target, condition, truth, num_eval, num_mode_draws, seed) -> Scores:
     ess = effective_sample_size(model, target, condition, num_eval, seed=seed)
     population_ess = math.nan
     if hasattr(target, "quadrature"):
@@ -136,7 +146,7 @@ def evaluate(model, target, condition, truth, num_eval, num_mode_draws, seed):
     if hasattr(target, "exact_mode_masses"):
         reference = target.exact_mode_masses(condition)
     mode_error, _ = mode_mass_error(target, draws, reference)
-    return ess, nll, mode_error, population_ess
+    return Scores(ess, nll, mode_error, population_ess)
 
 
 def run_target(name, target, conditions, settings, log_normaliser, show, methods=METHODS, seed=0):
@@ -200,21 +210,22 @@ def run_target(name, target, conditions, settings, log_normaliser, show, methods
     print(header)
     print("-" * len(header))
     for row in rows:
-        line = f"{row['c']:7.3f} | " + " ".join(f"{row[m][0]:12.3f}" for m in methods)
+        line = f"{row['c']:7.3f} | " + " ".join(f"{row[m].ess:12.3f}" for m in methods)
         if has_population:
-            line += " | " + " ".join(f"{row[m][3]:13.3f}" for m in methods)
-        line += " | " + " ".join(f"{row[m][1]:12.3f}" for m in methods) + f" {row['nll*']:7.3f}"
-        line += " | " + " ".join(f"{row[m][2]:12.3f}" for m in methods)
+            line += " | " + " ".join(f"{row[m].population_ess:13.3f}" for m in methods)
+        line += " | " + " ".join(f"{row[m].nll:12.3f}" for m in methods) + f" {row['nll*']:7.3f}"
+        line += " | " + " ".join(f"{row[m].mode_error:12.3f}" for m in methods)
         print(line)
     if "TRADE" not in methods:
         return rows
-    worst_mode = max(row["TRADE"][2] for row in rows)
+    worst_mode = max(row["TRADE"].mode_error for row in rows)
     baselines = [m for m in methods if m != "TRADE"]
-    columns = [(0, "ESS from q's draws")] + ([(3, "population ESS")] if has_population else [])
+    columns = [("ess", "ESS from q's draws")]
+    columns += [("population_ess", "population ESS")] if has_population else []
     for column, label in columns:
-        trade_ess = np.array([row["TRADE"][column] for row in rows])
+        trade_ess = np.array([getattr(row["TRADE"], column) for row in rows])
         if baselines:
-            best = np.array([max(row[m][column] for m in baselines) for row in rows])
+            best = np.array([max(getattr(row[m], column) for m in baselines) for row in rows])
             wins = int((trade_ess >= best).sum())
             missed = ", ".join(
                 f"{row['c']:.3f}" for row, t, b in zip(rows, trade_ess, best, strict=True) if t < b

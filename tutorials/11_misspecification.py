@@ -60,12 +60,13 @@ x.shape  # (simulations, observations per set, 2 coordinates)
 # ## Train NPE with an MMD-regularised summary network
 #
 # The default summary network is a DeepSet (permutation invariant, linear output of size
-# `summary_dim`, by default twice the number of parameters) that mean-pools the observations.
-# Any sbi density estimator can sit on top of it. The option `embedding_pooling="centred"`
-# adds a shape block (half the summaries pool the observations around the set mean,
-# batch-normalised), so the MMD penalty can fill the extra summary dimensions with the set's
-# spread and shape: it then detects a wrong noise level or contamination, which mean pooling
-# cannot see, at some cost in posterior accuracy and in power against a shifted prior (see
+# `summary_dim`, by default twice the number of parameters) that mean-pools the observations,
+# with a linear skip from the set mean so that sets far from the training data are not
+# squashed back into the bulk. Any sbi density estimator can sit on top of it. The option
+# `embedding_pooling="centred"` adds a shape block of summaries computed from the observations
+# around the set mean. It starts at the log within-set spread, and the penalty holds it at
+# standard deviation 0.5 (`embedding_shape_scale`). The test then also detects a wrong noise
+# level or contamination, which mean pooling cannot see (see
 # benchmarks/results/misspecification.txt).
 
 # %%

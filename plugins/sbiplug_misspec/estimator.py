@@ -7,9 +7,11 @@ posterior density estimator q are trained jointly on
     L = E[-log q(θ | h(x))] + mmd_weight · MMD²[h(x) ‖ N(0, I_S)],
 
 so that summaries of data from the model follow a standard normal and data the model does not
-produce stand out (see :func:`sbiplug_misspec.misspecification_test`). The trainer is sbi's
-:class:`~sbi.inference.NPE_C` with the penalty added to its loss; everything else (density
-estimators, posteriors, ``run_sbc``, multi-round use) is sbi's own.
+produce stand out (see :func:`sbiplug_misspec.misspecification_test`). A summary network may
+declare other standard deviations for the target in an attribute ``target_scale``; the
+``"centred"`` DeepSet's shape block has 0.5. The trainer is sbi's :class:`~sbi.inference.NPE_C`
+with the penalty added to its loss; everything else (density estimators, posteriors,
+``run_sbc``, multi-round use) is sbi's own.
 """
 
 from __future__ import annotations
@@ -46,10 +48,14 @@ class NPEMMD(NPE_C):
         embedding_hidden_features: Width of the default summary network.
         embedding_num_layers: Hidden layers of each part of the default summary network.
         embedding_pooling: The default DeepSet's pooling: ``"mean"`` (default; plain DeepSet),
-            ``"centred"`` (a location block and a batch-normalised centred-shape block of
-            summaries, needs S >= 2: detects a wrong noise level or contamination, at some cost
-            in posterior accuracy and in power against prior shifts; see
-            :mod:`sbiplug_misspec.networks`) or ``"mean_std"``.
+            ``"centred"`` (a location block and a shape block of summaries, needs S >= 2:
+            detects a wrong noise level or contamination as well as a wrong prior, at some
+            cost in posterior accuracy; see :mod:`sbiplug_misspec.networks`) or ``"mean_std"``.
+        embedding_shape_scale: Standard deviation of the ``"centred"`` shape block, and of
+            the penalty's normal target there (the location block's is 1).
+        embedding_shape_dim: Size of the ``"centred"`` shape block. Default: with
+            ``summary_dim`` unset, one summary per data coordinate on top of 2 × parameters
+            location summaries; with ``summary_dim`` set, half of it.
         density_estimator_options: Further options for sbi's ``posterior_nn`` (e.g.
             ``hidden_features``, ``num_transforms``, ``z_score_x``).
         device: Training device.
@@ -69,6 +75,8 @@ class NPEMMD(NPE_C):
         embedding_hidden_features: int = 64,
         embedding_num_layers: int = 2,
         embedding_pooling: str = "mean",
+        embedding_shape_scale: float = 0.5,
+        embedding_shape_dim: int | None = None,
         density_estimator_options: dict[str, Any] | None = None,
         device: str = "cpu",
         tracker: Any = None,
@@ -98,6 +106,8 @@ class NPEMMD(NPE_C):
         self.embedding_hidden_features = embedding_hidden_features
         self.embedding_num_layers = embedding_num_layers
         self.embedding_pooling = embedding_pooling
+        self.embedding_shape_scale = embedding_shape_scale
+        self.embedding_shape_dim = embedding_shape_dim
         self._user_embedding_net = embedding_net
         self.summary_regularizer = SummaryMMD(weight=mmd_weight, kernel=kernel)
         self._build_neural_net = self._build_density_estimator
@@ -118,14 +128,28 @@ class NPEMMD(NPE_C):
         if self._user_embedding_net is not None:
             summary_net = self._user_embedding_net
         else:
-            summary_dim = self.summary_dim or 2 * theta[0].numel()
+            shape_dim = None
+            location_dim = 2 * theta[0].numel()
+            if self.embedding_pooling == "centred" and x.ndim == 3:
+                # One shape summary per coordinate on top of the default location block; with
+                # summary_dim given, the network's own default split (S // 2).
+                shape_dim = self.embedding_shape_dim or (None if self.summary_dim else x.shape[-1])
+            summary_dim = self.summary_dim or location_dim + (shape_dim or 0)
             summary_net = default_embedding_net(
                 x.shape[1:],
                 summary_dim,
                 hidden_features=self.embedding_hidden_features,
                 num_layers=self.embedding_num_layers,
                 pooling=self.embedding_pooling,
+                shape_scale=self.embedding_shape_scale,
+                shape_dim=shape_dim,
             )
+        # The target's per-summary scale is the network's to declare (centred: shape block).
+        self.summary_regularizer = SummaryMMD(
+            weight=self.summary_regularizer.weight,
+            kernel=self.summary_regularizer.kernel,
+            target_scale=getattr(summary_net, "target_scale", 1.0),
+        )
         build = posterior_nn(
             model=self.density_estimator_name,
             embedding_net=summary_net,

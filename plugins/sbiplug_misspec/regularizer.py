@@ -22,7 +22,8 @@ so k(x, x) = 19 for both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -134,16 +135,19 @@ def mmd_squared(
 
 
 class SummaryMMD:
-    """The summary-space penalty ``weight · MMD²[h(x) ‖ N(0, I)]`` for one minibatch.
+    """The summary-space penalty ``weight · MMD²[h(x) ‖ N(0, diag(σ²))]`` for one minibatch.
 
     Usable wherever an estimator accepts a ``summary_loss: Callable[[Tensor], Tensor]``: it
     maps the batch's summaries to a scalar to be added to the (mean) training loss. Each call
-    draws fresh standard-normal points, as many as there are summaries, from torch's global RNG.
+    draws fresh normal points, as many as there are summaries, from torch's global RNG.
 
     Arguments:
         weight: γ, the penalty's weight (1 in the paper and in BayesFlow).
         kernel: ``"imq"`` (default) or ``"gaussian"``, each a mixture over ``scales``.
         scales: Kernel scales; defaults to the paper's 19 (see the module docstring).
+        target_scale: σ, the target's standard deviation: 1 (default, the paper's N(0, I)) or
+            one value per summary dimension. A summary block with σ < 1 carries less weight in
+            the isotropic-kernel test (see :class:`~sbiplug_misspec.networks.DeepSetEmbedding`).
 
     Example:
         >>> penalty = SummaryMMD(weight=1.0)
@@ -155,15 +159,23 @@ class SummaryMMD:
         weight: float = 1.0,
         kernel: KernelName = "imq",
         scales: tuple[float, ...] = KERNEL_SCALES,
+        target_scale: float | Sequence[float] = 1.0,
     ) -> None:
         _check_kernel(kernel)
         if not weight >= 0:
             raise ValueError(f"SummaryMMD weight must be >= 0, got {weight!r}")
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"SummaryMMD scales must be positive, got {scales!r}")
+        target = (target_scale,) if isinstance(target_scale, int | float) else target_scale
+        target = tuple(float(s) for s in target)
+        if not target or not all(s > 0 and math.isfinite(s) for s in target):
+            raise ValueError(
+                f"SummaryMMD target_scale must be positive and finite, got {target_scale!r}"
+            )
         self.weight = float(weight)
         self.kernel: KernelName = kernel
         self.scales = tuple(float(s) for s in scales)
+        self.target_scale = target[0] if isinstance(target_scale, int | float) else target
 
     def __call__(self, summaries: Tensor) -> Tensor:
         """The weighted MMD² between ``summaries`` and as many fresh N(0, I) draws.
@@ -181,12 +193,22 @@ class SummaryMMD:
             )
         if self.weight == 0.0:
             return summaries.new_zeros(())
-        normal = torch.randn_like(summaries)
-        return self.weight * mmd_squared(summaries, normal, self.kernel, self.scales)
+        target = torch.randn_like(summaries)
+        if isinstance(self.target_scale, tuple):
+            if len(self.target_scale) != summaries.shape[1]:
+                raise ValueError(
+                    f"SummaryMMD target_scale has {len(self.target_scale)} values but the "
+                    f"summaries have {summaries.shape[1]} dimensions"
+                )
+            target = target * summaries.new_tensor(self.target_scale)
+        elif self.target_scale != 1.0:
+            target = target * self.target_scale
+        return self.weight * mmd_squared(summaries, target, self.kernel, self.scales)
 
     def __repr__(self) -> str:
         return (
-            f"SummaryMMD(weight={self.weight}, kernel={self.kernel!r}, scales={len(self.scales)})"
+            f"SummaryMMD(weight={self.weight}, kernel={self.kernel!r}, scales={len(self.scales)}, "
+            f"target_scale={self.target_scale})"
         )
 
 

@@ -72,3 +72,31 @@ def test_centred_pooling_keeps_a_location_block_and_a_shape_block():
     with pytest.raises(ValueError, match="summary_dim >= 2"):
         DeepSetEmbedding(2, 1, pooling="centred")
     assert DeepSetEmbedding(2, 1, pooling="mean")(x).shape == (5, 1)
+
+
+def test_the_network_declares_the_scale_of_its_summaries_under_the_target():
+    assert DeepSetEmbedding(2, 4, pooling="centred").target_scale == (1.0, 1.0, 0.5, 0.5)
+    assert DeepSetEmbedding(2, 5, pooling="centred", shape_scale=0.3).target_scale == (
+        (1.0,) * 3 + (0.3,) * 2
+    )
+    assert DeepSetEmbedding(2, 3, pooling="mean", shape_scale=0.3).target_scale == (1.0,) * 3
+    with pytest.raises(ValueError, match="shape_scale"):
+        DeepSetEmbedding(2, 4, pooling="centred", shape_scale=0.0)
+    with pytest.raises(ValueError, match="shape_dim"):
+        DeepSetEmbedding(2, 4, pooling="centred", shape_dim=4)
+
+
+def test_centred_shape_block_starts_at_the_standardised_log_spread():
+    torch.manual_seed(0)
+    net = DeepSetEmbedding(2, 4, hidden_features=16, pooling="centred", shape_scale=0.5).train()
+    x = torch.randn(400, 30, 2) * torch.rand(400, 1, 1).add(0.5) + torch.randn(400, 1, 2)
+    shape = net(x)[:, 2:].detach()
+    residuals = x - x.mean(dim=1, keepdim=True)
+    log_spread = residuals.square().sum(dim=-1).mean(dim=-1).log()
+    standardised = (log_spread - log_spread.mean()) / log_spread.std(unbiased=False)
+    # Training-mode batch norm standardises over the batch; the first shape summary is then
+    # σ times the standardised log spread, and every shape summary has standard deviation σ.
+    torch.testing.assert_close(shape[:, 0], 0.5 * standardised, atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        shape.std(dim=0, unbiased=False), torch.full((2,), 0.5), atol=1e-3, rtol=0
+    )

@@ -67,3 +67,22 @@ def test_summary_mmd_rejects_bad_input():
         SummaryMMD(weight=-1.0)
     with pytest.raises(ValueError, match=r"\(batch, summary_dim\)"):
         SummaryMMD()(torch.randn(4, 2, 3))
+
+
+def test_summary_mmd_target_scale_sets_the_normal_it_pulls_towards():
+    torch.manual_seed(2)
+    scale = (1.0, 1.0, 0.5, 0.5)
+    narrow = torch.randn(512, 4) * torch.tensor(scale)
+    penalty_scaled = SummaryMMD(target_scale=scale)
+    penalty_standard = SummaryMMD()
+    scaled = torch.stack([penalty_scaled(narrow) for _ in range(10)])
+    standard = torch.stack([penalty_standard(narrow) for _ in range(10)])
+    # Summaries drawn from the stated target sit at the sampling floor of the other one.
+    assert scaled.max() < standard.min()
+    assert SummaryMMD(target_scale=2.0).target_scale == 2.0
+    with pytest.raises(ValueError, match="4 dimensions"):
+        SummaryMMD(target_scale=(1.0, 0.5))(narrow)
+    with pytest.raises(ValueError, match="target_scale"):
+        SummaryMMD(target_scale=(1.0, 0.0))
+    with pytest.raises(ValueError, match="target_scale"):
+        SummaryMMD(target_scale=float("inf"))

@@ -16,9 +16,9 @@ Goals: FPR within [0.02, 0.08]; power of (a) >= (b) and (c) for every knob and N
 Costs and what is shared (all valid conditionally on what is shared):
   (a), (b): one reference set and simulated null (``SimulatedNull``) per block of ``--block``
        replicates; given them, the observed and null statistics are exchangeable under H0.
-  (c): sbi's null ignores the observations (it shuffles the simulated pool only), so it is
-       computed once per (space, N) with sbi's own ``calculate_baseline_mmd`` and reused; each
-       replicate then computes sbi's statistic and p-value exactly as ``calc_misspecification_mmd``.
+  (c): one pool of simulated sets and sbi's null from it (sbi's own ``calculate_baseline_mmd``,
+       which shuffles the pool only) per block of ``--block`` replicates; each replicate then
+       computes sbi's statistic and p-value exactly as ``calc_misspecification_mmd``.
 
 Usage: ``python -m benchmarks.misspecification [--quick]`` from the repository root.
 """
@@ -152,9 +152,11 @@ def ours_column(summary_net: nn.Module, args: argparse.Namespace) -> list[float]
 
 
 def sbi_column(summary_net: nn.Module | None, args: argparse.Namespace) -> list[float]:
-    """sbi's calc_misspecification_mmd, split into its null (once per N) and its statistic.
+    """sbi's calc_misspecification_mmd, split into its null and its statistic.
 
-    ``summary_net=None`` is x-space on the flattened sets.
+    ``summary_net=None`` is x-space on the flattened sets. Like ours, each block of ``--block``
+    replicates gets its own pool of simulated sets and sbi's null from it: its size and power
+    are then averages over pools, not the luck of a single pool.
     """
     torch.set_num_threads(1)
 
@@ -163,22 +165,31 @@ def sbi_column(summary_net: nn.Module | None, args: argparse.Namespace) -> list[
             return x.flatten(1)
         return summarise(summary_net, x).float()
 
-    pool = embed(observed_sets(None, 0.0, args.sbi_pool, args.seed + 77))
-    nulls = {}
-    for size in SIZES:
-        torch.manual_seed(args.seed + size)
-        nulls[size] = calculate_baseline_mmd(
-            size, pool, n_shuffle=args.sbi_shuffles, max_samples=args.sbi_pool
-        )
+    nulls: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pool_and_null(block: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # sbi's null depends only on the pool and N, so rows share them, block by block.
+        if (block, size) not in nulls:
+            pool_seed = 500_000 + 1_000 * block + 100_000_000 * args.seed
+            pool = embed(observed_sets(None, 0.0, args.sbi_pool, pool_seed))
+            torch.manual_seed(pool_seed + size)
+            null = calculate_baseline_mmd(
+                size, pool, n_shuffle=args.sbi_shuffles, max_samples=args.sbi_pool
+            )
+            nulls[block, size] = pool, null
+        return nulls[block, size]
+
     rates = []
     for index, (knob, value, size) in enumerate(settings()):
         reps = args.fpr_reps if knob is None else args.power_reps
         z_all = embed(observed_sets(knob, value, reps * size, 10_000 * (index + 1)))
         rejected = 0
-        for z in z_all.reshape(reps, size, -1):
-            mmd = compute_rbf_mmd_median_heuristic(z, pool[: args.sbi_pool])
-            p_value = 1 - (nulls[size] < mmd).sum().item() / len(nulls[size])
-            rejected += p_value <= args.alpha
+        for block, start in enumerate(range(0, reps, args.block)):
+            pool, null = pool_and_null(block, size)
+            for z in z_all.reshape(reps, size, -1)[start : start + args.block]:
+                mmd = compute_rbf_mmd_median_heuristic(z, pool)
+                p_value = 1 - (null < mmd).sum().item() / len(null)
+                rejected += p_value <= args.alpha
         rates.append(rejected / reps)
     return rates
 
@@ -215,8 +226,9 @@ def main() -> None:
     print(
         f"# (c) sbi calc_misspecification_mmd: RBF median heuristic, biased, "
         f"max_samples={args.sbi_pool} (pool of {args.sbi_pool} simulated sets), "
-        f"n_shuffle={args.sbi_shuffles} (null once per N), p <= alpha; x-space on flattened "
-        "sets (200-D), embedding mode on the unregularised net (b)"
+        f"n_shuffle={args.sbi_shuffles}, one pool and null per block of {args.block} "
+        "replicates, p <= alpha; x-space on flattened sets (200-D), embedding mode on the "
+        "unregularised net (b)"
     )
     started = time.time()
     with ProcessPoolExecutor(max_workers=4) as pool:

@@ -63,10 +63,11 @@ x.shape  # (simulations, observations per set, 2 coordinates)
 # `summary_dim`, by default twice the number of parameters) that mean-pools the observations,
 # with a linear skip from the set mean so that sets far from the training data are not
 # squashed back into the bulk. Any sbi density estimator can sit on top of it. The option
-# `embedding_pooling="centred"` adds a shape block of summaries computed from the observations
-# around the set mean. It starts at the log within-set spread, and the penalty holds it at
-# standard deviation 0.5 (`embedding_shape_scale`). The test then also detects a wrong noise
-# level or contamination, which mean pooling cannot see (see
+# `embedding_pooling="centred"` instead splits the summaries in two: the set mean through an
+# affine map, whitened on the first training batch, and a shape block computed from the
+# observations around the set mean. The shape block starts at the log within-set spread, and
+# it is held at standard deviation 0.5 (`embedding_shape_scale`). The test then also detects a
+# wrong noise level or contamination, which mean pooling cannot see (see
 # benchmarks/results/misspecification.txt).
 
 # %%

@@ -48,14 +48,15 @@ class NPEMMD(NPE_C):
         embedding_hidden_features: Width of the default summary network.
         embedding_num_layers: Hidden layers of each part of the default summary network.
         embedding_pooling: The default DeepSet's pooling: ``"mean"`` (default; plain DeepSet),
-            ``"centred"`` (a location block and a shape block of summaries, needs S >= 2:
-            detects a wrong noise level or contamination as well as a wrong prior, at some
-            cost in posterior accuracy; see :mod:`sbiplug_misspec.networks`) or ``"mean_std"``.
+            ``"centred"`` (the set mean, affine and whitened, and a shape block of summaries
+            of the centred set: detects a wrong noise level or contamination as well as a
+            wrong prior; for location-type set data, see :mod:`sbiplug_misspec.networks`) or
+            ``"mean_std"``.
         embedding_shape_scale: Standard deviation of the ``"centred"`` shape block, and of
             the penalty's normal target there (the location block's is 1).
-        embedding_shape_dim: Size of the ``"centred"`` shape block. Default: with
-            ``summary_dim`` unset, one summary per data coordinate on top of 2 × parameters
-            location summaries; with ``summary_dim`` set, half of it.
+        embedding_shape_dim: Size of the ``"centred"`` shape block, next to the d summaries
+            of the set mean (d = data dimension). Default: ``summary_dim`` − d if
+            ``summary_dim`` is given, else d.
         density_estimator_options: Further options for sbi's ``posterior_nn`` (e.g.
             ``hidden_features``, ``num_transforms``, ``z_score_x``).
         device: Training device.
@@ -93,6 +94,12 @@ class NPEMMD(NPE_C):
             )
         if summary_dim is not None and (not isinstance(summary_dim, int) or summary_dim < 1):
             raise ValueError(f"npe_mmd: summary_dim must be a positive int, got {summary_dim!r}")
+        if embedding_shape_dim is not None and (
+            not isinstance(embedding_shape_dim, int) or embedding_shape_dim < 1
+        ):
+            raise ValueError(
+                f"npe_mmd: embedding_shape_dim must be a positive int, got {embedding_shape_dim!r}"
+            )
         super().__init__(
             prior=prior,
             density_estimator=density_estimator,
@@ -128,13 +135,21 @@ class NPEMMD(NPE_C):
         if self._user_embedding_net is not None:
             summary_net = self._user_embedding_net
         else:
-            shape_dim = None
-            location_dim = 2 * theta[0].numel()
+            summary_dim = self.summary_dim or 2 * theta[0].numel()
             if self.embedding_pooling == "centred" and x.ndim == 3:
-                # One shape summary per coordinate on top of the default location block; with
-                # summary_dim given, the network's own default split (S // 2).
-                shape_dim = self.embedding_shape_dim or (None if self.summary_dim else x.shape[-1])
-            summary_dim = self.summary_dim or location_dim + (shape_dim or 0)
+                # The set mean (d summaries) and the shape block: embedding_shape_dim, or what
+                # summary_dim leaves, or one per data coordinate.
+                data_dim = x.shape[-1]
+                if self.embedding_shape_dim is not None:
+                    if self.summary_dim not in (None, data_dim + self.embedding_shape_dim):
+                        raise ValueError(
+                            f"npe_mmd: summary_dim={self.summary_dim} does not match "
+                            f"embedding_shape_dim={self.embedding_shape_dim} plus the {data_dim} "
+                            "summaries of the set mean; give one of the two"
+                        )
+                    summary_dim = data_dim + self.embedding_shape_dim
+                elif self.summary_dim is None:
+                    summary_dim = 2 * data_dim
             summary_net = default_embedding_net(
                 x.shape[1:],
                 summary_dim,
@@ -142,7 +157,6 @@ class NPEMMD(NPE_C):
                 num_layers=self.embedding_num_layers,
                 pooling=self.embedding_pooling,
                 shape_scale=self.embedding_shape_scale,
-                shape_dim=shape_dim,
             )
         # The target's per-summary scale is the network's to declare (centred: shape block).
         self.summary_regularizer = SummaryMMD(

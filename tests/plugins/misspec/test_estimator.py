@@ -37,12 +37,15 @@ def test_regulariser_moves_summaries_towards_a_standard_normal(
 def test_centred_summaries_follow_their_target_with_a_narrower_shape_block(
     simulator, centred_trainer, centred_unregularised_trainer
 ):
-    # Default for set-valued x: 2 x 2 location summaries and one shape summary per coordinate.
-    target = (1.0,) * 4 + (0.5,) * 2
+    # Default for set-valued x: the set mean (2 summaries) and one shape summary per coordinate.
+    target = (1.0,) * 2 + (0.5,) * 2
     assert centred_trainer.summary_regularizer.target_scale == target
     regularised = _mmd_to_target(centred_trainer, simulator, target)
     unregularised = _mmd_to_target(centred_unregularised_trainer, simulator, target)
-    assert regularised < 0.25 * unregularised
+    # The centred net starts near its target even without the penalty (a whitened set mean and
+    # a batch-normalised shape block, 0.106 here); the penalty still removes a share of what
+    # is left (0.075), against a floor of about 0.015 for two samples of 1000 from one law.
+    assert regularised < 0.8 * unregularised
 
 
 def _r_squared_of_log_spread(trainer: NPEMMD, simulator: GaussianMeans) -> float:
@@ -56,7 +59,7 @@ def _r_squared_of_log_spread(trainer: NPEMMD, simulator: GaussianMeans) -> float
 
 
 def test_centred_regularised_summaries_carry_the_spread_and_detect_a_wrong_noise_level(
-    simulator, centred_trainer, centred_unregularised_trainer, regularised_trainer
+    simulator, centred_trainer, regularised_trainer
 ):
     # The posterior needs only the set mean. The centred DeepSet keeps the within-set spread in
     # its shape block (it starts there, and the penalty has no reason to move it); the default
@@ -76,12 +79,9 @@ def test_centred_regularised_summaries_carry_the_spread_and_detect_a_wrong_noise
             for r in range(20)
         )
 
-    # N = 1, alpha = 0.05: 1 of 20 expected under H0 (P(>= 14) < 1e-12). The unregularised
-    # centred net carries the spread too, but its location summaries are on a wider scale that
-    # partly swamps the shape block in the isotropic kernel.
-    centred_rejections = rejections(centred_trainer)
-    assert centred_rejections >= 14
-    assert rejections(centred_unregularised_trainer) < centred_rejections
+    # N = 1, alpha = 0.05: 1 of 20 expected under H0 (P(>= 14) < 1e-12). The default mean
+    # pooling keeps no spread, so it cannot see the wrong noise level.
+    assert rejections(centred_trainer) >= 14
     assert rejections(regularised_trainer) <= 5
 
 
@@ -137,8 +137,13 @@ def test_registered_estimator_takes_any_sbi_head_and_a_summary_dim():
         embedding_shape_scale=0.3, show_progress_bars=False,
     )  # fmt: skip
     centred.append_simulations(theta, x).train(max_num_epochs=1)
-    assert centred.embedding_net(x[:7]).shape == (7, 7)
-    assert centred.summary_regularizer.target_scale == (1.0,) * 4 + (0.3,) * 3
+    assert centred.embedding_net(x[:7]).shape == (7, 5)
+    assert centred.summary_regularizer.target_scale == (1.0,) * 2 + (0.3,) * 3
+    conflicting = NPEMMD(
+        simulator.prior, embedding_pooling="centred", summary_dim=6, embedding_shape_dim=3
+    )
+    with pytest.raises(ValueError, match="summary_dim=6 does not match embedding_shape_dim=3"):
+        conflicting.append_simulations(theta, x).train(max_num_epochs=1)
 
 
 def test_a_user_embedding_net_is_used_and_bad_options_fail():
@@ -152,5 +157,7 @@ def test_a_user_embedding_net_is_used_and_bad_options_fail():
         NPEMMD(simulator.prior, density_estimator=lambda theta, x: None)
     with pytest.raises(ValueError, match="summary_dim"):
         NPEMMD(simulator.prior, summary_dim=0)
+    with pytest.raises(ValueError, match="embedding_shape_dim must be a positive int"):
+        NPEMMD(simulator.prior, embedding_pooling="centred", embedding_shape_dim=0)
     with pytest.raises(RuntimeError, match="train"):
         _ = NPEMMD(simulator.prior).embedding_net

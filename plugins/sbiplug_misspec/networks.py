@@ -231,8 +231,10 @@ class DeepSetEmbedding(nn.Module):
         """Set the location map to whiten the set means of this batch, shape ``(batch, d)``."""
         centre = set_mean.mean(dim=0)
         covariance = torch.cov(set_mean.T.double()).reshape(self.input_dim, self.input_dim)
-        jitter = 1e-6 * covariance.diagonal().mean().clamp_min(1e-12)
-        cholesky = torch.linalg.cholesky(covariance + jitter * torch.eye(self.input_dim))
+        # The floor keeps the factor defined when a coordinate's set mean never varies.
+        jitter = 1e-6 * covariance.diagonal().mean() + 1e-9
+        identity = torch.eye(self.input_dim, dtype=covariance.dtype, device=covariance.device)
+        cholesky = torch.linalg.cholesky(covariance + jitter * identity)
         weight = torch.linalg.inv(cholesky).to(set_mean.dtype)
         self.mean_skip.weight.copy_(weight)
         self.mean_skip.bias.copy_(-weight @ centre)

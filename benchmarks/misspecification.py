@@ -307,7 +307,7 @@ def main() -> None:
             pool.submit(ours_column, OracleSummaries(shape_scale=args.shape_scale), args),
         ]
         results = [c.result() for c in columns]
-    print_table(results, args)
+    print_table(results)
     print(f"\n# total time {time.time() - started:.0f} s")
 
 
@@ -332,7 +332,7 @@ def paired_difference(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[float, 
     return difference, math.sqrt(max(variance, 0.0)) / reps
 
 
-def print_table(results: list[list[torch.Tensor]], args: argparse.Namespace) -> None:
+def print_table(results: list[list[torch.Tensor]]) -> None:
     """The rates side by side, with the goal's verdict and the paired comparison per row."""
     print()
     print(

@@ -171,7 +171,7 @@ class DeepSetEmbedding(nn.Module):
             self.shape_dim = summary_dim - input_dim
             # The location block: an affine map of the set mean, whitened on the first
             # training batch (see the module docstring for why it is linear).
-            self.mean_skip = nn.Linear(input_dim, input_dim)
+            self.location_map = nn.Linear(input_dim, input_dim)
             self.register_buffer("location_whitened", torch.tensor(False))
             self.centred_net = _mlp(input_dim, hidden_features, num_layers, hidden_features)
             # + 1: the log within-set spread, next to the learned shape features.
@@ -226,7 +226,7 @@ class DeepSetEmbedding(nn.Module):
         pooled_shape = torch.cat([self.centred_net(centred).mean(dim=-2), log_spread], dim=-1)
         shape = self.norm(pooled_shape)
         shape = self.shape_norm(self.shape_net(shape) + self.shape_skip(shape))
-        return torch.cat([self.mean_skip(set_mean), self.shape_scale * shape], dim=-1)
+        return torch.cat([self.location_map(set_mean), self.shape_scale * shape], dim=-1)
 
     @torch.no_grad()
     def _whiten_location(self, set_mean: Tensor) -> None:
@@ -238,8 +238,8 @@ class DeepSetEmbedding(nn.Module):
         identity = torch.eye(self.input_dim, dtype=covariance.dtype, device=covariance.device)
         cholesky = torch.linalg.cholesky(covariance + jitter * identity)
         weight = torch.linalg.inv(cholesky).to(set_mean.dtype)
-        self.mean_skip.weight.copy_(weight)
-        self.mean_skip.bias.copy_(-weight @ centre)
+        self.location_map.weight.copy_(weight)
+        self.location_map.bias.copy_(-weight @ centre)
         self.location_whitened.fill_(True)
 
 

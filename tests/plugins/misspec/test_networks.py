@@ -59,7 +59,7 @@ def test_centred_pooling_keeps_a_location_block_and_a_shape_block():
     wider = x.mean(dim=-2, keepdim=True) + 3.0 * (x - x.mean(dim=-2, keepdim=True))
     # The location block (the first d summaries) is affine in the set mean; the shape block
     # sees only x_k - x̄: moving a set leaves it unchanged, widening it does not.
-    shift = net.mean_skip.weight @ torch.tensor([3.0, -2.0])
+    shift = net.location_map.weight @ torch.tensor([3.0, -2.0])
     torch.testing.assert_close(net(moved)[:, :2] - net(x)[:, :2], shift.expand(5, 2))
     torch.testing.assert_close(net(wider)[:, :2], net(x)[:, :2])
     torch.testing.assert_close(net(x)[:, 2:], net(moved)[:, 2:], atol=1e-5, rtol=0)
@@ -117,9 +117,9 @@ def test_centred_location_block_is_whitened_once_on_the_first_training_batch():
     torch.testing.assert_close(location.mean(0), torch.zeros(2), atol=1e-4, rtol=0)
     torch.testing.assert_close(torch.cov(location.T), torch.eye(2), atol=1e-4, rtol=0)
     # Once whitened, the map is the optimiser's: later batches do not reset it.
-    weight = net.mean_skip.weight.clone()
+    weight = net.location_map.weight.clone()
     net(3.0 * x)
-    torch.testing.assert_close(net.mean_skip.weight, weight)
+    torch.testing.assert_close(net.location_map.weight, weight)
     restored = DeepSetEmbedding(2, 4, hidden_features=8, pooling="centred")
     restored.load_state_dict(net.state_dict())
     assert restored.location_whitened

@@ -177,7 +177,11 @@ def power_scaling_sensitivity(
         raise ValueError(
             "power_scaling_sensitivity: posterior samples lie outside the prior support"
         )
-    fit = {"steps": steps, "batch_size": 256, "huber_delta": 1.0, **(fit_options or {})}
+    fit = {"steps": steps, "batch_size": 256, "huber_delta": 1.0}
+    if self_consistent:
+        # the likelihood is the flow being trained: energies at alpha = 1 carry no information
+        fit["energy_weight"] = 0.0
+    fit.update(fit_options or {})
     model.fit(u, **fit)
 
     alphas = np.exp(np.linspace(math.log(low), math.log(high), num_alphas))

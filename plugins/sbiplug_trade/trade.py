@@ -10,6 +10,14 @@ with the boundary term an NLL on samples at c0 (or a reverse KL at c0), the targ
 :mod:`sbiplug_trade.residual`, c from the skewed log-uniform curriculum, w(c) the causality
 weights, rho a Huber loss on the residual in log c (c times the derivative, so all scales of c
 count alike) and the loss ramped in and clipped (:mod:`sbiplug_trade.schedule`).
+
+With samples at c0 the boundary term may also match energies: lam_e * Var_x[log q(x | c0) -
+log p~(x | c0)] over the boundary batch, the log-variance divergence (Richter et al., NeurIPS
+2020, "VarGrad") with the data as reference measure. It is zero exactly when q(. | c0) is
+proportional to p~(. | c0) on the data, it uses the unnormalised density that the residual's
+importance weights need anyway, and it ties the flow's values at c0, not only their derivatives in
+c, to the target: an NLL fit of samples alone leaves TRADE's flow slightly below a flow trained for
+c0 only (benchmarks/results/trade.txt).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class _FitSettings:
     data_per_group: int
     learning_rate: float
     boundary_weight: float
+    energy_weight: float
     trade_weight: float
     pct_start: float
     huber_delta: float
@@ -170,6 +179,7 @@ class TRADE:
         data_per_condition: int = 32,
         learning_rate: float = 1e-3,
         boundary_weight: float = 1.0,
+        energy_weight: float = 1.0,
         trade_weight: float = 1.0,
         pct_start: float = 0.1,
         huber_delta: float = 0.5,
@@ -193,6 +203,9 @@ class TRADE:
             data_per_condition: Extra evaluation points per condition from the boundary samples.
             learning_rate: Adam learning rate (warm-up, then cosine decay).
             boundary_weight: Weight of the boundary term.
+            energy_weight: Weight of the energy-matching term at c0 with ``boundary="samples"``:
+                the variance over the boundary batch of log q(x | c0) - log p~(x | c0) (0: off,
+                a plain NLL boundary).
             trade_weight: Final weight of the residual term (0: boundary only).
             pct_start: Fraction of steps before the residual weight ramps in.
             huber_delta: Huber threshold on the residual in log c.
@@ -214,6 +227,13 @@ class TRADE:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TRADE.fit: {label} must be a positive int, got {value!r}")
+        for label, value in (
+            ("boundary_weight", boundary_weight),
+            ("energy_weight", energy_weight),
+            ("trade_weight", trade_weight),
+        ):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TRADE.fit: {label} must be a finite number >= 0, got {value!r}")
         samples = self._boundary_samples(boundary, boundary_samples, num_boundary_samples)
         show = self.show_progress_bars if show_progress_bars is None else show_progress_bars
         with torch.random.fork_rng():
@@ -228,6 +248,7 @@ class TRADE:
                 data_per_group=data_per_condition if samples is not None else 0,
                 learning_rate=learning_rate,
                 boundary_weight=boundary_weight,
+                energy_weight=energy_weight if boundary == "samples" else 0.0,
                 trade_weight=trade_weight,
                 pct_start=pct_start,
                 huber_delta=huber_delta,
@@ -260,7 +281,16 @@ class TRADE:
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
         ramp_begin = int(settings.pct_start * steps)
-        history: dict[str, list[float]] = {"boundary": [], "residual": [], "is_ess": []}
+        history: dict[str, list[float]] = {
+            "boundary": [],
+            "energy": [],
+            "residual": [],
+            "is_ess": [],
+        }
+        base_log_density = None
+        if settings.energy_weight > 0:
+            with torch.no_grad():
+                base_log_density = target.log_density(samples, torch.full((len(samples), 1), c0))
         progress_bar = tqdm(
             range(steps), disable=not settings.show_progress_bars, desc=f"TRADE {target.name}"
         )
@@ -268,8 +298,10 @@ class TRADE:
         for step in progress_bar:
             # the curriculum's exponent grows from the ramp's start to the last step
             progress = max(0.0, (step - ramp_begin) / max(steps - ramp_begin, 1))
-            boundary_loss = self._boundary_loss(samples, boundary, settings.batch_size, generator)
-            loss = settings.boundary_weight * boundary_loss
+            boundary_loss, energy_loss = self._boundary_loss(
+                samples, base_log_density, boundary, settings.batch_size, generator
+            )
+            loss = settings.boundary_weight * boundary_loss + settings.energy_weight * energy_loss
             weight = cosine_ramp(step, steps, settings.pct_start, 0.0, settings.trade_weight)
             residual_value = float("nan")
             if weight > 0:
@@ -288,6 +320,7 @@ class TRADE:
             optimizer.step()
             scheduler.step()
             history["boundary"].append(float(boundary_loss.detach()))
+            history["energy"].append(float(energy_loss.detach()))
             history["residual"].append(residual_value)
             if step % 25 == 0:
                 progress_bar.set_postfix(
@@ -299,14 +332,27 @@ class TRADE:
             self.history.setdefault(key, []).extend(values)
 
     def _boundary_loss(
-        self, samples: Tensor | None, boundary: str, batch_size: int, generator: torch.Generator
-    ) -> Tensor:
+        self,
+        samples: Tensor | None,
+        base_log_density: Tensor | None,
+        boundary: str,
+        batch_size: int,
+        generator: torch.Generator,
+    ) -> tuple[Tensor, Tensor]:
+        """The boundary term and the energy-matching term (zero when off), both scalars."""
         c0 = torch.full((batch_size, 1), float(self.target.base_condition))
-        if boundary == "samples":
-            index = torch.randint(len(samples), (batch_size,), generator=generator)
-            return -self.flow.log_prob(samples[index], c0).mean()
-        x, log_q = self.flow.rsample_and_log_prob(c0)
-        return (log_q - self.target.log_density(x, c0)).mean()
+        if boundary == "reverse_kl":
+            x, log_q = self.flow.rsample_and_log_prob(c0)
+            return (log_q - self.target.log_density(x, c0)).mean(), torch.zeros(())
+        index = torch.randint(len(samples), (batch_size,), generator=generator)
+        log_q = self.flow.log_prob(samples[index], c0)
+        energy = torch.zeros(())
+        if base_log_density is not None:
+            log_ratio = log_q - base_log_density[index]
+            log_ratio = log_ratio[torch.isfinite(log_ratio)]
+            if len(log_ratio) > 1:
+                energy = log_ratio.var()
+        return -log_q.mean(), energy
 
     def _residual_losses(
         self,

@@ -43,17 +43,22 @@ class ScaledGaussian(Target):
             return self.exact(float(c)).sample((num_samples,))
 
 
-@pytest.fixture(scope="module")
-def fitted() -> TRADE:
-    target = ScaledGaussian()
-    model = TRADE(
-        target,
-        transforms=2,
-        hidden_features=(32, 32),
+def gaussian_family_model(transforms: int, hidden: int, seed: int) -> TRADE:
+    """A small TRADE on ScaledGaussian with a standard latent (no temperature scaling)."""
+    return TRADE(
+        ScaledGaussian(),
+        transforms=transforms,
+        hidden_features=(hidden, hidden),
         latent="standard",
-        seed=0,
+        seed=seed,
         show_progress_bars=False,
     )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TRADE:
+    model = gaussian_family_model(transforms=2, hidden=32, seed=0)
+    target = model.target
     model.fit(
         target.sample(4000, 1.0),
         steps=700,
@@ -131,15 +136,8 @@ def test_bad_fit_input_is_rejected_before_training():
 
 
 def test_reverse_kl_boundary_learns_the_base_condition():
-    target = ScaledGaussian()
-    model = TRADE(
-        target,
-        transforms=1,
-        hidden_features=(32, 32),
-        latent="standard",
-        seed=0,
-        show_progress_bars=False,
-    )
+    model = gaussian_family_model(transforms=1, hidden=32, seed=0)
+    target = model.target
     model.build(target.sample(2000, 1.0))
     model.fit(
         boundary="reverse_kl", steps=250, batch_size=128, trade_weight=0.0, learning_rate=5e-3
@@ -157,14 +155,7 @@ def test_energy_matching_at_the_base_condition_tightens_the_fit_there():
     exact = target.log_density(draws, torch.ones(len(draws), 1))
     variances = {}
     for weight in (0.0, 1.0):
-        model = TRADE(
-            target,
-            transforms=1,
-            hidden_features=(16, 16),
-            latent="standard",
-            seed=3,
-            show_progress_bars=False,
-        )
+        model = gaussian_family_model(transforms=1, hidden=16, seed=3)
         model.fit(
             data,
             steps=150,

@@ -43,6 +43,16 @@ class ScaledGaussian(Target):
             return self.exact(float(c)).sample((num_samples,))
 
 
+#: The fit options of the small models here (4 conditions per step, the default).
+SMALL_FIT = {
+    "batch_size": 128,
+    "samples_per_condition": 64,
+    "data_per_condition": 16,
+    "learning_rate": 3e-3,
+    "pct_start": 0.05,
+}
+
+
 def gaussian_family_model(transforms: int, hidden: int, seed: int) -> TRADE:
     """A small TRADE on ScaledGaussian with a standard latent (no temperature scaling)."""
     return TRADE(
@@ -59,16 +69,7 @@ def gaussian_family_model(transforms: int, hidden: int, seed: int) -> TRADE:
 def fitted() -> TRADE:
     model = gaussian_family_model(transforms=2, hidden=32, seed=0)
     target = model.target
-    model.fit(
-        target.sample(4000, 1.0),
-        steps=700,
-        batch_size=128,
-        conditions_per_step=4,
-        samples_per_condition=64,
-        data_per_condition=16,
-        learning_rate=3e-3,
-        pct_start=0.05,
-    )
+    model.fit(target.sample(4000, 1.0), steps=700, **SMALL_FIT)
     return model
 
 
@@ -209,16 +210,7 @@ def test_forward_kl_moves_mass_between_modes_on_the_hot_side():
     errors = {}
     for weight in (0.0, 1.0):
         model = TRADE(target, transforms=2, hidden_features=(32, 32), show_progress_bars=False)
-        model.fit(
-            data,
-            steps=400,
-            batch_size=128,
-            samples_per_condition=64,
-            data_per_condition=16,
-            learning_rate=3e-3,
-            pct_start=0.05,
-            forward_kl_weight=weight,
-        )
+        model.fit(data, steps=400, forward_kl_weight=weight, **SMALL_FIT)
         errors[weight] = max(
             abs(float((model.sample(20_000, beta, seed=1)[:, 0] < 0).float().mean()) - exact)
             / exact

@@ -29,7 +29,7 @@ from sbiplug_trade.checks import condition_gradient
 from sbiplug_trade.flow import ConditionalFlow
 
 __all__ = [
-    "flow_condition_gradient",
+    "flow_condition_gradient_and_log_prob",
     "importance_weighted_forward_kl",
     "log_effective_sample_size",
     "snis_condition_mean",
@@ -70,7 +70,9 @@ def snis_condition_mean(
     return mean, log_effective_sample_size(log_weights).exp()
 
 
-def flow_condition_gradient(flow: ConditionalFlow, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def flow_condition_gradient_and_log_prob(
+    flow: ConditionalFlow, x: Tensor, c: Tensor
+) -> tuple[Tensor, Tensor]:
     """d log q(x_i | c_i) / dc_i and log q(x_i | c_i) for every row, differentiable in the flow.
 
     Arguments:

@@ -44,7 +44,7 @@ from sbiplug.target import Target
 from sbiplug_trade.checks import check_condition, check_differentiable, condition_gradient
 from sbiplug_trade.flow import ConditionalFlow
 from sbiplug_trade.residual import (
-    flow_condition_gradient,
+    flow_condition_gradient_and_log_prob,
     importance_weighted_forward_kl,
     snis_condition_mean,
 )
@@ -411,7 +411,9 @@ class TRADE:
             log_density, target_gradient = condition_gradient(self.target, points, point_conditions)
             target_value = target_gradient - mean.repeat_interleave(count)
             finite = torch.isfinite(target_value)
-        flow_gradient, log_q = flow_condition_gradient(self.flow, points, point_conditions)
+        flow_gradient, log_q = flow_condition_gradient_and_log_prob(
+            self.flow, points, point_conditions
+        )
         # the forward KL's importance weights hold for the flow's own draws only: the first
         # per_group points of each group, unless noise has moved them
         if settings.noise > 0 and settings.forward_kl_weight > 0:

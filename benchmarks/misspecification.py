@@ -248,8 +248,9 @@ def widened_prior_bound(args: argparse.Namespace) -> list[torch.Tensor | None]:
             continue
         reps = args.fpr_reps if knob is None else args.power_reps
         x_all = observed_sets(knob, value, reps * size, 10_000 * (index + 1))
+        n_obs = x_all.shape[1]
         means = x_all.double().mean(dim=1).reshape(reps, size, 2)
-        statistic = means.square().sum(dim=(1, 2)) / (1 + 1 / 100)
+        statistic = means.square().sum(dim=(1, 2)) / (1 + 1 / n_obs)
         decisions.append(statistic > chi2.ppf(1 - args.alpha, 2 * size))
     return decisions
 

@@ -56,6 +56,10 @@ ALPHA = 0.05
 #: The gradient-norm scores: independent Gaussians per layer (Dauncey et al.) and their joint,
 #: Ledoit-Wolf shrunk Gaussian (``covariance="full"``).
 GRADIENTS = ["gradient", "gradient-full"]
+#: gaussian_linear's prior and noise variances per coordinate (sbibm): x = theta + noise.
+PRIOR_VARIANCE, NOISE_VARIANCE = 0.1, 0.1
+#: The variance shifts among the (b) sets: the factor on the noise's variance.
+NOISE_VARIANCE_FACTORS = {"noise x0.5": 0.25, "noise-free": 0.0, "noise x2": 4.0}
 
 
 def logit_pixels(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -106,13 +110,13 @@ def gaussian_linear_sets(seed: int, n_train: int, n_test: int) -> dict[str, torc
 
     _, x = simulate(total, 0)
     theta, x_ood = simulate(n_test, 10)
-    noise = x_ood - theta  # gaussian_linear: x = theta + N(0, 0.1 I)
+    noise = x_ood - theta  # gaussian_linear: x = theta + N(0, NOISE_VARIANCE I)
     rng = np.random.default_rng(seed)
     student = torch.tensor(rng.standard_t(3, size=noise.shape), dtype=torch.float32)
-    student = student * (0.1**0.5) / np.sqrt(3.0)  # the same variance as the Gaussian noise
+    student = student * NOISE_VARIANCE**0.5 / np.sqrt(3.0)  # the Gaussian noise's variance
     # Equicorrelated noise with the same marginals: sqrt(rho) * common + sqrt(1 - rho) * own.
     common = torch.tensor(rng.standard_normal((len(noise), 1)), dtype=torch.float32)
-    correlated = (0.8**0.5) * common * (0.1**0.5) + (0.2**0.5) * noise
+    correlated = (0.8**0.5) * common * NOISE_VARIANCE**0.5 + (0.2**0.5) * noise
     return {
         "train": x[:n_train],
         "fit": x[n_train : n_train + n_test],
@@ -191,7 +195,9 @@ def umpu_variance_cutoffs(k: int, alphas: np.ndarray) -> tuple[np.ndarray, np.nd
     return lower, np.array([upper(c1, a) for c1, a in zip(lower, alphas, strict=True)])
 
 
-def umpu_score(t: np.ndarray, alphas: np.ndarray, lower: np.ndarray, upper: np.ndarray):
+def umpu_score(
+    t: np.ndarray, alphas: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> torch.Tensor:
     """1 - the UMPU test's p-value: the cutoffs widen as alpha falls, so p is the first alpha
     (on the grid) that rejects."""
     rejected = (t[:, None] < lower) | (t[:, None] > upper)
@@ -203,8 +209,9 @@ def gaussian_scale_references(batch_sizes: list[int], draws: int = 20_000) -> No
     """AUROC of two scores that know the exact in-distribution density, for the variance shifts.
 
     gaussian_linear's prior predictive is N(0, 0.2 I_10); the noise x0.5, noise-free and noise x2
-    variants are N(0, v I_10) with v = 0.125, 0.1 and 0.5, so a group of B inputs enters every
-    exact-density score through T = sum ||x||² / 0.2 ~ (v / 0.2) chi²(10 B). Two such scores:
+    variants are N(0, v I_10) with v = 0.125, 0.1 and 0.5 (``NOISE_VARIANCE_FACTORS``), so a
+    group of B inputs enters every exact-density score through
+    T = sum ||x||² / 0.2 ~ (v / 0.2) chi²(10 B). Two such scores:
     typicality with the exact density, |T - 10 B| (what the learned flow's typicality estimates),
     and the p-value of the uniformly most powerful unbiased (UMPU) test of a normal variance.
     No test that treats a smaller and a larger variance alike (an unbiased one) is more powerful
@@ -212,6 +219,7 @@ def gaussian_scale_references(batch_sizes: list[int], draws: int = 20_000) -> No
     """
     from scipy import stats
 
+    in_variance = PRIOR_VARIANCE + NOISE_VARIANCE
     rng = np.random.default_rng(0)
     alphas = np.linspace(1e-4, 1 - 1e-4, 2000)
     print(
@@ -223,8 +231,9 @@ def gaussian_scale_references(batch_sizes: list[int], draws: int = 20_000) -> No
         k = 10 * batch_size
         cutoffs = umpu_variance_cutoffs(k, alphas)
         in_dist = stats.chi2.rvs(k, size=draws, random_state=rng)
-        for name, variance in [("noise x0.5", 0.125), ("noise-free", 0.1), ("noise x2", 0.5)]:
-            shifted = variance / 0.2 * stats.chi2.rvs(k, size=draws, random_state=rng)
+        for name, factor in NOISE_VARIANCE_FACTORS.items():
+            variance = PRIOR_VARIANCE + factor * NOISE_VARIANCE
+            shifted = variance / in_variance * stats.chi2.rvs(k, size=draws, random_state=rng)
             typicality = auroc(torch.as_tensor(abs(in_dist - k)), torch.as_tensor(abs(shifted - k)))
             umpu = auroc(
                 umpu_score(in_dist, alphas, *cutoffs), umpu_score(shifted, alphas, *cutoffs)

@@ -58,8 +58,8 @@ ALPHA = 0.05
 GRADIENTS = ["gradient", "gradient-full"]
 #: gaussian_linear's prior and noise variances per coordinate (sbibm): x = theta + noise.
 PRIOR_VARIANCE, NOISE_VARIANCE = 0.1, 0.1
-#: The variance shifts among the (b) sets: the factor on the noise's variance.
-NOISE_VARIANCE_FACTORS = {"noise x0.5": 0.25, "noise-free": 0.0, "noise x2": 4.0}
+#: The variance shifts among the (b) sets: the factor on the noise (its variance: the square).
+NOISE_SCALES = {"noise x0.5": 0.5, "noise-free": 0.0, "noise x2": 2.0}
 
 
 def logit_pixels(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -121,9 +121,7 @@ def gaussian_linear_sets(seed: int, n_train: int, n_test: int) -> dict[str, torc
         "train": x[:n_train],
         "fit": x[n_train : n_train + n_test],
         "eval": x[n_train + n_test :],
-        "noise x0.5": theta + 0.5 * noise,
-        "noise-free": theta,
-        "noise x2": theta + 2 * noise,
+        **{name: theta + scale * noise for name, scale in NOISE_SCALES.items()},
         "student-t": theta + student,
         "correlated": theta + correlated,
         "shift +0.3": x_ood + 0.3,
@@ -209,7 +207,7 @@ def gaussian_scale_references(batch_sizes: list[int], draws: int = 20_000) -> No
     """AUROC of two scores that know the exact in-distribution density, for the variance shifts.
 
     gaussian_linear's prior predictive is N(0, 0.2 I_10); the noise x0.5, noise-free and noise x2
-    variants are N(0, v I_10) with v = 0.125, 0.1 and 0.5 (``NOISE_VARIANCE_FACTORS``), so a
+    variants are N(0, v I_10) with v = 0.125, 0.1 and 0.5 (``NOISE_SCALES``), so a
     group of B inputs enters every exact-density score through
     T = sum ||x||² / 0.2 ~ (v / 0.2) chi²(10 B). Two such scores:
     typicality with the exact density, |T - 10 B| (what the learned flow's typicality estimates),
@@ -231,8 +229,8 @@ def gaussian_scale_references(batch_sizes: list[int], draws: int = 20_000) -> No
         k = 10 * batch_size
         cutoffs = umpu_variance_cutoffs(k, alphas)
         in_dist = stats.chi2.rvs(k, size=draws, random_state=rng)
-        for name, factor in NOISE_VARIANCE_FACTORS.items():
-            variance = PRIOR_VARIANCE + factor * NOISE_VARIANCE
+        for name, scale in NOISE_SCALES.items():
+            variance = PRIOR_VARIANCE + scale**2 * NOISE_VARIANCE
             shifted = variance / in_variance * stats.chi2.rvs(k, size=draws, random_state=rng)
             typicality = auroc(torch.as_tensor(abs(in_dist - k)), torch.as_tensor(abs(shifted - k)))
             umpu = auroc(

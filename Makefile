@@ -1,17 +1,21 @@
-# Quick start: `make demo` and `make test`. Each creates .venv when missing.
+# Quick start: `make demo` and `make test`. Each creates .venv when missing and installs the host
+# and every method plugin (plugins/sbiplug-*) editable.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PLUGINS := $(sort $(wildcard plugins/sbiplug-*))
+PLUGIN_PROJECTS := $(addsuffix /pyproject.toml,$(PLUGINS))
+# The pinned CPU wheel: an unpinned torch pulls a multi-GB CUDA build (Python 3.12 has only that one).
+TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-host lint imports venv venv-host clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dask,dev]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dask,dev]" $(addprefix -e ./,$(PLUGINS))
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,8 +26,26 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
+# The host alone, with no method plugin installed: it must pass tests/platform.
+HOST_VENV ?= .venv-host
+$(HOST_VENV)/.installed: pyproject.toml
+	test -x $(HOST_VENV)/bin/python || $(PYTHON) -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(HOST_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(HOST_VENV)/bin/python -m pip install --quiet -e ".[dask,dev]"
+	touch $@
+
+venv-host: $(HOST_VENV)/.installed
+
+test-host: $(HOST_VENV)/.installed
+	$(HOST_VENV)/bin/python -m pytest -n 2 --dist loadfile -q tests/platform
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) $(HOST_VENV) demo-output

@@ -25,12 +25,12 @@ import os
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import torch
 
 import sbiplug
-from sbiplug.tracking import NullTracker
+from sbiplug.toolkit import NullTracker
 
 METHODS = ("CMPE (2 steps)", "CMPE (10 steps)", "NPE (nsf)", "FMPE (ODE)")
 
@@ -241,7 +241,7 @@ def main() -> None:
     arguments = parse_arguments()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"machine: {os.cpu_count()} cores, no GPU; torch threads {torch.get_num_threads()}; "
         f"load average at start {os.getloadavg()[0]:.1f}"

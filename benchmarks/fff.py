@@ -33,7 +33,7 @@ from sbi.utils import BoxUniform
 from sbi.utils.metrics import c2st
 
 import sbiplug
-from sbiplug.tracking import NullTracker
+from sbiplug.toolkit import NullTracker
 from sbiplug_fff import FreeFormNPE, build_fff, build_mfff
 from sbiplug_fff.manifolds import Torus
 
@@ -322,7 +322,7 @@ def main() -> None:
         FLOW_BATCH_SIZE = args.flow_batch_size
     if args.flow_patience is not None:
         FLOW_PATIENCE = args.flow_patience
-    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
     print("machine: 2 cores, no GPU, shared with 3 other jobs (times are wall-clock)")
     print(f"command: python -m benchmarks.fff {' '.join(sys.argv[1:])}".rstrip())
     print(

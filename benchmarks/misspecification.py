@@ -284,7 +284,7 @@ def main() -> None:
     torch.set_num_threads(1)
     label = " (QUICK smoke run)" if args.quick else ""
     print(f"# misspecification benchmark{label}")
-    print(f"# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print("# machine: 2 cores, no GPU, shared with 3 other jobs; torch threads 1 per process")
     print(
         "# command: OMP_NUM_THREADS=1 nice -n 5 python -m benchmarks.misspecification"

@@ -34,7 +34,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -379,7 +379,7 @@ def main() -> None:
     image_flow = {"hidden_features": (128, 128), "transforms": 4, "batch_size": 64}
     sbi_flow = {"hidden_features": (64, 64), "transforms": 3, "batch_size": 128}
 
-    print(f"# sbiplug_ood benchmark — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# sbiplug_ood benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"# machine: 2 cores, no GPU, shared with 3 other jobs (torch {torch.__version__}, "
         "1 thread)"

@@ -3,9 +3,11 @@
 Prints, in one run:
 - NPE (nsf) C2ST on two_moons and gaussian_mixture at 10k simulations against the simulators'
   exact reference posteriors (sbi's ``c2st`` with its MLP classifier, 5-fold, as sbibm does);
-- wall time of ``sbiplug plugins`` (goal: under 1.5 s) and of ``python -c "import sbiplug"``.
+- wall time of ``sbiplug plugins --all`` (goal: under 1.5 s) and of ``python -c "import sbiplug"``,
+  in this environment (host and every plugin) and in a host-only one (``make venv-host``).
 
-Usage: ``python -m benchmarks.platform [--quick]`` from the repository root.
+Usage: ``python -m benchmarks.platform [--quick] [--host-venv .venv-host]`` from the repository
+root.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ import argparse
 import contextlib
 import io
 import platform as host
-import shutil
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
 import sbiplug
-from sbiplug.seeding import seed_all
+from sbiplug.toolkit import seed_all
 
 
 def command_wall_time(command: list[str], repeats: int) -> float:
@@ -43,6 +45,19 @@ def command_wall_time(command: list[str], repeats: int) -> float:
         subprocess.run(command, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def environment_timings(python: str, repeats: int) -> dict:
+    """Plugin count and wall times of the ``sbiplug`` command and imports of one environment."""
+    executable = os.path.join(os.path.dirname(python), "sbiplug")
+    count = "from importlib.metadata import entry_points; print(len(entry_points(group='sbiplug')))"
+    plugins = subprocess.run([python, "-c", count], check=True, capture_output=True, text=True)
+    return {
+        "plugins": int(plugins.stdout),
+        "plugins_s": command_wall_time([executable, "plugins", "--all"], repeats),
+        "import_s": command_wall_time([python, "-c", "import sbiplug"], repeats),
+        "bare_s": command_wall_time([python, "-c", "pass"], repeats),
+    }
 
 
 def npe_c2st(task: str, num_simulations: int, num_observations: int, num_samples: int) -> dict:
@@ -81,13 +96,19 @@ def npe_c2st(task: str, num_simulations: int, num_observations: int, num_samples
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke-test budgets")
+    parser.add_argument(
+        "--host-venv",
+        type=Path,
+        default=Path(".venv-host"),
+        help="a virtual environment with the host alone, no method plugin (make venv-host)",
+    )
     args = parser.parse_args()
     num_simulations = 1_000 if args.quick else 10_000
     num_observations = 2 if args.quick else 5
     num_samples = 1_000 if args.quick else 5_000
     repeats = 3 if args.quick else 7
 
-    print(f"# sbiplug platform benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# sbiplug platform benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"# machine: {os.cpu_count()} cores, no GPU, {host.processor() or host.machine()}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
@@ -109,17 +130,29 @@ def main() -> None:
             flush=True,
         )
 
-    executable = shutil.which("sbiplug") or os.path.join(os.path.dirname(sys.executable), "sbiplug")
-    plugins_s = command_wall_time([executable, "plugins", "--all"], repeats)
-    import_s = command_wall_time([sys.executable, "-c", "import sbiplug"], repeats)
-    bare_s = command_wall_time([sys.executable, "-c", "pass"], repeats)
+    environments = {f"this one ({Path(sys.prefix).name})": sys.executable}
+    host_python = args.host_venv / "bin" / "python"
+    if host_python.exists():
+        environments[f"host only ({args.host_venv.name})"] = str(host_python)
     print()
-    print("| command | median wall time | goal |")
-    print("|---|---|---|")
-    print(f"| `sbiplug plugins --all` | {plugins_s:.3f} s | < 1.5 s |")
     print(
-        f'| `python -c "import sbiplug"` | {import_s:.3f} s | (bare interpreter {bare_s:.3f} s) |'
+        f"median wall time of {repeats} runs after a warm-up; goal: `sbiplug plugins --all` < 1.5 s"
     )
+    print()
+    print(
+        "| environment | entry-point plugins | `sbiplug plugins --all` "
+        '| `python -c "import sbiplug"` | bare interpreter |'
+    )
+    print("|---|---|---|---|---|")
+    for label, python in environments.items():
+        row = environment_timings(python, repeats)
+        print(
+            f"| {label} | {row['plugins']} | {row['plugins_s']:.3f} s | {row['import_s']:.3f} s "
+            f"| {row['bare_s']:.3f} s |",
+            flush=True,
+        )
+    if not host_python.exists():
+        print(f"| host only: no {args.host_venv} (run `make venv-host`) | | | | |")
 
 
 if __name__ == "__main__":

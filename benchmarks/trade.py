@@ -330,7 +330,7 @@ def main() -> None:
             part["nll_steps"] = part["rkl_steps"] = args.steps
     methods = tuple(m for m in METHODS if m in args.methods)
     print("# benchmarks/trade.py: TRADE vs NLL@c0 vs reverse KL")
-    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
     print(
         f"machine: 2 cores, no GPU (shared with other jobs), "
         f"torch threads 1, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"

@@ -110,3 +110,24 @@ folder = result.save("first-study")
 loaded = sbiplug.StudyResult.load(folder)
 assert torch.equal(loaded.samples, result.samples)
 print(sorted(p.name for p in folder.iterdir()))
+
+# %% [markdown]
+# ## The same estimator in a plain sbi script
+#
+# Registered conditional density estimators (sbi's own `maf`, `nsf`, `mdn`, `zuko_*` and
+# plugins' such as `fff` and `mfff`) also work without a Study: `sbiplug.density_estimator`
+# returns the builder that sbi's `NPE(density_estimator=...)` takes, options checked by name.
+
+# %%
+from sbi.inference import NPE
+
+simulator = sbiplug.make_simulator("two_moons")
+theta = simulator.sample_prior(500 if QUICK else 5_000, seed=1)
+x = simulator.simulate(theta, seed=2)
+builder = sbiplug.density_estimator("nsf", hidden_features=16 if QUICK else 32)
+trainer = NPE(simulator.prior, density_estimator=builder, show_progress_bars=False)
+trainer.append_simulations(theta, x).train(max_num_epochs=2 if QUICK else 60)
+plain_samples = trainer.build_posterior().sample(
+    (200 if QUICK else 1000,), x=result.observations[0], show_progress_bars=False
+)
+print("plain sbi posterior mean:", plain_samples.mean(0))

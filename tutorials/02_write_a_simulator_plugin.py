@@ -24,7 +24,8 @@ import torch
 from torch.distributions import Distribution, MultivariateNormal
 
 import sbiplug
-from sbiplug.simulator import SeedLike, Simulator, as_generator
+from sbiplug import Simulator
+from sbiplug.toolkit import SeedLike, as_generator
 
 torch.set_num_threads(1)
 QUICK = os.environ.get("SBIPLUG_QUICK") == "1"

@@ -38,7 +38,7 @@ from sbi.inference import FMPE, NPE
 from sbi.utils.metrics import c2st
 
 import sbiplug
-from sbiplug.tracking import NullTracker
+from sbiplug.toolkit import NullTracker
 
 torch.set_num_threads(1)
 QUICK = os.environ.get("SBIPLUG_QUICK") == "1"

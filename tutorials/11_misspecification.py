@@ -29,7 +29,7 @@ import os
 import torch
 
 import sbiplug
-from sbiplug.diagnostic import DiagnosticContext
+from sbiplug import DiagnosticContext
 from sbiplug_misspec import SummaryMMD, misspecification_test
 
 torch.set_num_threads(1)

@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import sbiplug
-from sbiplug.diagnostic import DiagnosticContext
+from sbiplug import DiagnosticContext
 from sbiplug_ood import (
     GradientNormScorer,
     LikelihoodScorer,

@@ -7,10 +7,7 @@ package is cheap: torch and sbi load only when something needs them.
 
 from __future__ import annotations
 
-import sys
-import types
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sbiplug.errors import PluginConflictError, SbiplugPluginWarning, UnknownNameError
 from sbiplug.hookspecs import hookimpl
@@ -25,8 +22,10 @@ from sbiplug.registry import (
     targets,
 )
 from sbiplug.specs import DiagnosticSpec, EstimatorSpec, SimulatorSpec, TargetSpec
+from sbiplug.toolkit.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from sbiplug.density import density_estimator
     from sbiplug.diagnostic import Diagnostic, DiagnosticContext, DiagnosticResult
     from sbiplug.results import StudyResult
     from sbiplug.simulation import SimulationOptions
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from sbiplug.study import Study
     from sbiplug.target import Target
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Diagnostic",
@@ -53,6 +52,7 @@ __all__ = [
     "TargetSpec",
     "UnknownNameError",
     "__version__",
+    "density_estimator",
     "diagnostics",
     "estimators",
     "hookimpl",
@@ -74,38 +74,7 @@ _LAZY = {
     "Study": "sbiplug.study",
     "StudyResult": "sbiplug.results",
     "SimulationOptions": "sbiplug.simulation",
+    "density_estimator": "sbiplug.density",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sbiplug' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-class _SbiplugPackage(types.ModuleType):
-    """Keeps ``sbiplug.simulators()`` & co. callable.
-
-    The built-in subpackages ``sbiplug.simulators``, ``.estimators`` and ``.diagnostics`` share
-    their names with the public listing functions, and importing a subpackage would rebind the
-    package attribute to the module. The subpackages stay importable through ``sys.modules``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LISTING_FUNCTIONS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        # pickle by reference, as for plain modules (cloudpickle ships user simulators to dask)
-        return import_module, (self.__name__,)
-
-
-_LISTING_FUNCTIONS = frozenset({"simulators", "estimators", "diagnostics", "targets"})
-sys.modules[__name__].__class__ = _SbiplugPackage
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from sbiplug.errors import PluginConflictError, UnknownNameError
-from sbiplug.plugins import get_plugin_manager
+from sbiplug import study_cli
+from sbiplug.errors import (
+    FactoryImportError,
+    PluginConflictError,
+    UnknownNameError,
+    UserError,
+)
+from sbiplug.plugins import PluginInfo, get_plugin_manager
+from sbiplug.specs import SPEC_KINDS
 
 __all__ = ["UserError", "main"]
 
 KINDS = ("simulators", "estimators", "diagnostics", "targets")
-
-
-class UserError(Exception):
-    """An error in what the user asked for; printed without a traceback."""
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -33,24 +37,50 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     if not infos:
         print("no plugins installed (use --all to include built-ins)")
         return 0
+    origins = [f"{info.distribution} {info.version}".strip() or "-" for info in infos]
     width = max(len(info.name) for info in infos)
-    for info in infos:
-        contributed = "; ".join(
-            f"{kind}: {', '.join(names)}" for kind, names in info.contributions.items()
-        )
-        status = info.status if info.status != "failed" else f"failed: {info.error}"
-        version = info.version or "-"
-        hooks = ", ".join(info.hooks) or "-"
-        print(f"{info.name:<{width}}  {version:<8}  {status}")
-        if info.status == "loaded":
-            print(f"{'':<{width}}  hooks: {hooks}")
-            if contributed:
-                print(f"{'':<{width}}  {contributed}")
+    origin_width = max(len(origin) for origin in origins)
+    for info, origin in zip(infos, origins, strict=True):
+        print(f"{info.name:<{width}}  {origin:<{origin_width}}  {_plugin_status(info)}")
+        for line in _plugin_details(info):
+            print(f"{'':<{width}}  {line}")
     return 0
 
 
+def _plugin_status(info: PluginInfo) -> str:
+    if info.status == "failed":
+        return f"failed: {info.error}"
+    if info.status == "disabled" and info.disabled_by:
+        return f"disabled by {info.disabled_by}"
+    return info.status
+
+
+def _plugin_details(info: PluginInfo) -> list[str]:
+    """Hooks, contributions, names shared with other plugins and specs that failed."""
+    if info.status != "loaded":
+        return []
+    lines = [f"hooks: {', '.join(info.hooks) or '-'}"]
+    contributed = "; ".join(
+        f"{kind}: {', '.join(names)}" for kind, names in info.contributions.items()
+    )
+    if contributed:
+        lines.append(contributed)
+    for kind, names in info.conflicts.items():
+        for name, others in names.items():
+            also = ", ".join(repr(other) for other in others)
+            lines.append(
+                f"conflict: {SPEC_KINDS[kind].kind} {name!r} is also contributed by plugin "
+                f"{also}: the name is disabled"
+            )
+    for kind, failed in info.failed_specs.items():
+        for name, reason in failed.items():
+            lines.append(f"failed: {SPEC_KINDS[kind].kind} {name!r}: {reason}")
+    return lines
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    specs = get_plugin_manager().specs(args.kind)
+    manager = get_plugin_manager()
+    specs = manager.specs(args.kind)
     if args.json:
         rows = [
             {"name": s.name, "plugin": s.plugin, "description": s.description}
@@ -60,11 +90,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     if not specs:
         print(f"no {args.kind} registered")
-        return 0
-    width = max(len(name) for name in specs)
-    plugin_width = max(len(spec.plugin) for spec in specs.values())
-    for spec in specs.values():
-        print(f"{spec.name:<{width}}  {spec.plugin:<{plugin_width}}  {spec.description}")
+    else:
+        width = max(len(name) for name in specs)
+        plugin_width = max(len(spec.plugin) for spec in specs.values())
+        for spec in specs.values():
+            print(f"{spec.name:<{width}}  {spec.plugin:<{plugin_width}}  {spec.description}")
+    for name, plugins in manager.conflicts(args.kind).items():
+        print(f"unavailable: {name} (contributed by plugins {', '.join(plugins)})")
+    for name, error in manager.failed_specs(args.kind).items():
+        print(f"unavailable: {name} (plugin {error.plugin}: {error.reason})")
     return 0
 
 
@@ -92,26 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_cmd_list)
 
-    _register_study_commands(subparsers)
+    study_cli.register(subparsers)
     for register in _EXTRA_COMMANDS:
         register(subparsers)
     return parser
 
 
-def _register_study_commands(subparsers: argparse._SubParsersAction) -> None:
-    try:
-        from sbiplug import study_cli
-    except ImportError:  # the Study commands are optional until their module exists
-        return
-    study_cli.register(subparsers)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except (UserError, UnknownNameError, PluginConflictError, FileNotFoundError) as error:
+        args = build_parser().parse_args(argv)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`sbiplug plugins --json | head -1`). As Python's docs advise,
+        # point stdout at devnull so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (
+        UserError,
+        UnknownNameError,
+        PluginConflictError,
+        FactoryImportError,
+        FileNotFoundError,
+    ) as error:
         print(f"sbiplug: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,6 +14,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sbiplug.plugins import get_plugin_manager
+from sbiplug.toolkit.names import default_parameter_names
+
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.axes import Axes
@@ -61,7 +64,7 @@ class DiagnosticContext:
         if self.simulator is not None and self.simulator.parameter_names:
             return list(self.simulator.parameter_names)
         if self.theta is not None:
-            return [f"theta_{i}" for i in range(self.theta.shape[-1])]
+            return default_parameter_names(self.theta.shape[-1])
         return []
 
 
@@ -94,9 +97,10 @@ class DiagnosticResult:
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Draw this result (into ``ax`` when given) and return the figure."""
-        from sbiplug.registry import make_diagnostic
-
-        return make_diagnostic(self.name).plot(self, ax=ax)
+        # The plugin manager, not the registry: the registry builds diagnostics, so it sits
+        # above this contract. Redrawing needs no options, only the diagnostic's default build.
+        diagnostic = get_plugin_manager().get("diagnostics", self.name).load()()
+        return diagnostic.plot(self, ax=ax)
 
     def scalars(self) -> dict[str, float]:
         """Headline numbers and summaries as one flat mapping of floats."""

@@ -134,10 +134,8 @@ def _sample(posterior: Any, num_samples: int, x_o: Tensor, show_progress_bars: b
 
 
 def _is_mcmc(posterior: Any) -> bool:
-    try:
-        from sbi.inference.posteriors import MCMCPosterior
-    except ImportError:  # pragma: no cover - sbi is a dependency
-        return False
+    from sbi.inference.posteriors import MCMCPosterior
+
     return isinstance(posterior, MCMCPosterior)
 
 

@@ -4,19 +4,21 @@ A trainer is stored as its network's ``state_dict`` plus a few example rows of `
 (``estimator.pt``, read back with ``torch.load(weights_only=True)``) and a JSON config naming the
 estimator and its options (``estimator.json``). Restoring builds the trainer by name, rebuilds the
 network with the trainer's own builder on the example rows and loads the weights: it works for
-any sbi-style trainer that has ``_neural_net`` and ``_build_neural_net(theta, x)``.
+any sbi-style trainer (network access goes through :mod:`sbiplug.sbi_internals`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.distributions import Distribution
+
+from sbiplug.sbi_internals import build_network, install_network, trained_network
+from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
 
 __all__ = ["ESTIMATOR_CONFIG", "ESTIMATOR_WEIGHTS", "load_trainer", "save_trainer"]
 
@@ -36,17 +38,6 @@ def _json_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
     return dict(options)
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(descriptor)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def save_trainer(
     trainer: Any,
     folder: str | os.PathLike[str],
@@ -58,14 +49,14 @@ def save_trainer(
     """Write ``trainer``'s network and config into ``folder`` (created if needed).
 
     Arguments:
-        trainer: A trained sbi-style trainer (``_neural_net`` set).
+        trainer: A trained sbi-style trainer.
         folder: Destination folder.
         estimator: The registered estimator name that built the trainer.
         options: The options it was built with (JSON-serialisable).
         skip_options: Option names left out of the config (e.g. an ``embedding_net`` module that
             the caller passes again when loading).
     """
-    net = getattr(trainer, "_neural_net", None)
+    net = trained_network(trainer)
     if net is None:
         raise ValueError(f"estimator {estimator!r}: the trainer has no trained network to save")
     options = {k: v for k, v in (options or {}).items() if k not in skip_options}
@@ -83,9 +74,8 @@ def save_trainer(
         "theta_example": theta,
         "x_example": x,
     }
-    _atomic_write_bytes(folder / ESTIMATOR_WEIGHTS, lambda path: torch.save(payload, path))
-    text = json.dumps(config, indent=2)
-    _atomic_write_bytes(folder / ESTIMATOR_CONFIG, lambda path: Path(path).write_text(text))
+    atomic_write(folder / ESTIMATOR_WEIGHTS, lambda path: torch.save(payload, path))
+    atomic_write_text(folder / ESTIMATOR_CONFIG, json.dumps(config, indent=2))
 
 
 def _example_rows(trainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,9 +109,8 @@ def load_trainer(folder: str | os.PathLike[str], prior: Distribution, **extra_op
     config = json.loads(config_path.read_text())
     payload = torch.load(weights_path, weights_only=True, map_location="cpu")
     trainer = make_estimator(config["estimator"], prior, **{**config["options"], **extra_options})
-    net = trainer._build_neural_net(payload["theta_example"], payload["x_example"])
+    net = build_network(trainer, payload["theta_example"], payload["x_example"])
     net.load_state_dict(payload["state_dict"])
     net.eval()
-    trainer._neural_net = net
-    trainer._x_shape = tuple(payload["x_example"].shape[1:])
+    install_network(trainer, net, payload["x_example"].shape[1:])
     return trainer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-    from sbiplug.results import StudyResult
+    from sbiplug.diagnostic import DiagnosticResult
 
 __all__ = ["plot_pair", "plot_sbc_ecdf", "save_figures"]
 
@@ -119,8 +120,19 @@ def plot_sbc_ecdf(tree: xr.DataTree, ax: Any = None, ci_prob: float = 0.95) -> F
     return figure
 
 
-def save_figures(result: StudyResult, folder: str | os.PathLike[str], dpi: int = 100) -> list[Path]:
+def save_figures(
+    tree: xr.DataTree,
+    folder: str | os.PathLike[str],
+    diagnostics: Mapping[str, DiagnosticResult] | None = None,
+    dpi: int = 100,
+) -> list[Path]:
     """Write the pair plot, the SBC plot and every diagnostic's figure as PNG files.
+
+    Arguments:
+        tree: A study result's DataTree.
+        folder: Where the files go (created when missing).
+        diagnostics: Diagnostic name -> result; one figure each.
+        dpi: Resolution of the files.
 
     Returns:
         The written paths.
@@ -129,12 +141,11 @@ def save_figures(result: StudyResult, folder: str | os.PathLike[str], dpi: int =
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tree = result.to_datatree()
     paths = []
     figures = {"posterior_pair": lambda: plot_pair(tree)}
     if "prior_sbc" in tree.children:
         figures["sbc_ecdf"] = lambda: plot_sbc_ecdf(tree)
-    for name, diagnostic in result.diagnostics.items():
+    for name, diagnostic in (diagnostics or {}).items():
         figures[f"diagnostic_{name}"] = diagnostic.plot
     for stem, draw in figures.items():
         figure = draw()

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sbiplug.plugins import get_plugin_manager
-from sbiplug.specs import DiagnosticSpec, EstimatorSpec, SimulatorSpec, Spec, TargetSpec
+from sbiplug.specs import (
+    DiagnosticSpec,
+    EstimatorSpec,
+    SimulatorSpec,
+    Spec,
+    SpecError,
+    TargetSpec,
+)
 
 if TYPE_CHECKING:
     from torch.distributions import Distribution
@@ -22,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build",
+    "check_simulator_facts",
     "diagnostics",
     "estimators",
     "make_diagnostic",
@@ -92,7 +100,39 @@ def make_simulator(name: str, **options: Any) -> Simulator:
             f"simulator {name!r} (plugin {spec.plugin!r}) built a {type(simulator).__name__}; "
             "expected an sbiplug.Simulator"
         )
+    check_simulator_facts(spec, simulator)
     return simulator
+
+
+def check_simulator_facts(spec: SimulatorSpec, simulator: Simulator) -> None:
+    """Raise :class:`SpecError` when ``spec`` and the simulator's class disagree.
+
+    ``parameter_manifold`` and ``has_reference_posterior`` are facts of the class; the spec
+    repeats them so that listing needs no torch import. The class is the truth: the spec must
+    match it. ``has_reference_posterior`` means "the class implements ``reference_posterior``"
+    (an instance may still lack one for some options, as a contaminated data set does).
+    """
+    from sbiplug.simulator import Simulator
+
+    cls = type(simulator)
+    implements_reference = cls.reference_posterior is not Simulator.reference_posterior
+    mismatches = []
+    if spec.parameter_manifold != simulator.parameter_manifold:
+        mismatches.append(
+            f"parameter_manifold={spec.parameter_manifold!r} but {cls.__name__} has "
+            f"{simulator.parameter_manifold!r}"
+        )
+    if spec.has_reference_posterior != implements_reference:
+        does = "implements" if implements_reference else "does not implement"
+        mismatches.append(
+            f"has_reference_posterior={spec.has_reference_posterior} but {cls.__name__} {does} "
+            "reference_posterior"
+        )
+    if mismatches:
+        raise SpecError(
+            f"simulator {spec.name!r} of plugin {spec.plugin!r}: its spec says "
+            f"{'; and '.join(mismatches)}. Make the spec match the class."
+        )
 
 
 def make_estimator(name: str, prior: Distribution, **options: Any) -> Any:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import sys
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +30,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sbiplug import plotting
 from sbiplug.diagnostic import DiagnosticResult
 from sbiplug.inference_data import summarize, to_arviz
+from sbiplug.toolkit.atomic import atomic_folder
+from sbiplug.toolkit.names import default_parameter_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +100,7 @@ class StudyResult:
             if self.simulator is not None and self.simulator.parameter_names:
                 self.parameter_names = list(self.simulator.parameter_names)
             else:
-                self.parameter_names = [f"theta_{i}" for i in range(self.samples.shape[-1])]
+                self.parameter_names = default_parameter_names(self.samples.shape[-1])
         if self.posterior is None and self.estimator is not None:
             self.posterior = self.estimator.build_posterior(
                 **self.provenance.get("posterior_options", {})
@@ -239,15 +240,11 @@ class StudyResult:
 
     def plot_pair(self, observation: int = 0, ax: Any = None, **kwargs: Any) -> Figure:
         """Posterior pair plot of one observation, true parameters marked when known."""
-        from sbiplug.plotting import plot_pair
-
-        return plot_pair(self.to_datatree(), observation=observation, ax=ax, **kwargs)
+        return plotting.plot_pair(self.to_datatree(), observation=observation, ax=ax, **kwargs)
 
     def plot_sbc(self, ax: Any = None) -> Figure:
         """SBC ECDF-difference plot with simultaneous confidence bands."""
-        from sbiplug.plotting import plot_sbc_ecdf
-
-        return plot_sbc_ecdf(self.to_datatree(), ax=ax)
+        return plotting.plot_sbc_ecdf(self.to_datatree(), ax=ax)
 
     def plot_diagnostic(self, name: str, ax: Any = None) -> Figure:
         """The figure of diagnostic ``name``."""
@@ -260,9 +257,9 @@ class StudyResult:
 
     def save_figures(self, folder: str | os.PathLike[str], dpi: int = 100) -> list[Path]:
         """Write every figure as PNG into ``folder``; returns the paths."""
-        from sbiplug.plotting import save_figures
-
-        return save_figures(self, folder, dpi=dpi)
+        return plotting.save_figures(
+            self.to_datatree(), folder, diagnostics=self.diagnostics, dpi=dpi
+        )
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -274,10 +271,7 @@ class StudyResult:
         in ``folder`` is replaced.
         """
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        temporary = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-        temporary.mkdir()
-        try:
+        with atomic_folder(folder) as temporary:
             self.to_datatree().to_netcdf(temporary / RESULT_FILE)
             estimator_name = self.provenance.get("estimator", "custom")
             if self.estimator is not None and estimator_name != "custom":
@@ -289,16 +283,6 @@ class StudyResult:
                     estimator=estimator_name,
                     options=self.provenance.get("estimator_options", {}),
                 )
-            old = None
-            if folder.exists():
-                old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(folder, old)
-            os.replace(temporary, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if temporary.exists():
-                shutil.rmtree(temporary, ignore_errors=True)
         return folder
 
     @classmethod

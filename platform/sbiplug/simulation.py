@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,9 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from sbiplug.simulator import Simulator, SimulatorOutputError
+from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
+from sbiplug.toolkit.names import default_parameter_names
+from sbiplug.toolkit.rng import seeded
 
 __all__ = [
     "EXECUTORS",
@@ -124,8 +126,9 @@ class Simulations:
 class FunctionSimulator(Simulator):
     """Adapts a prior and a plain ``simulator(theta) -> x`` callable to :class:`Simulator`.
 
-    The callable draws from torch's global RNG, which is seeded from the simulation seed, so
-    results are reproducible for a fixed chunk size (the callable need not be batch-invariant).
+    The callable draws from torch's (or NumPy's) global RNG, seeded from the simulation seed
+    inside the call and restored afterwards, so results are reproducible for a fixed chunk size
+    (the callable need not be batch-invariant).
     """
 
     def __init__(
@@ -140,9 +143,7 @@ class FunctionSimulator(Simulator):
         self.function = function
         self.name = name
         num_parameters = int(prior.event_shape[0]) if prior.event_shape else 1
-        self.parameter_names = tuple(
-            parameter_names or [f"theta_{i}" for i in range(num_parameters)]
-        )
+        self.parameter_names = tuple(parameter_names or default_parameter_names(num_parameters))
         probe = function(prior.sample((2,)))
         if not isinstance(probe, Tensor) or probe.ndim < 1 or probe.shape[0] != 2:
             raise SimulatorOutputError(
@@ -157,8 +158,7 @@ class FunctionSimulator(Simulator):
         return self._prior
 
     def _simulate(self, theta: Tensor, rng: np.random.Generator) -> Tensor:
-        with torch.random.fork_rng():
-            torch.manual_seed(int(rng.integers(2**62)))
+        with seeded(int(rng.integers(2**62))):
             return self.function(theta)
 
 
@@ -187,17 +187,6 @@ def simulate_chunk(simulator: Simulator, theta: np.ndarray, seed: int) -> np.nda
     return x.detach().cpu().numpy()
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 class ChunkStore:
     """Finished chunks in a folder: ``chunk_<index>.npz`` files plus ``manifest.json``."""
 
@@ -217,7 +206,7 @@ class ChunkStore:
                     f"({details}); use another folder or delete it"
                 )
         else:
-            _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+            atomic_write_text(path, json.dumps(manifest, indent=2))
 
     def path(self, index: int) -> Path:
         return self.folder / f"chunk_{index:06d}.npz"
@@ -230,7 +219,7 @@ class ChunkStore:
             with open(temporary, "wb") as file:
                 np.savez(file, theta=theta, x=x)
 
-        _write_atomically(self.path(index), write)
+        atomic_write(self.path(index), write)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         with np.load(self.path(index), allow_pickle=False) as data:

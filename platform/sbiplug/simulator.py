@@ -15,25 +15,13 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-__all__ = ["SeedLike", "Simulator", "SimulatorOutputError", "as_generator"]
+from sbiplug.toolkit.rng import SeedLike, as_generator, seeded
 
-SeedLike = int | np.random.Generator | np.random.SeedSequence | None
+__all__ = ["Simulator", "SimulatorOutputError"]
 
 
 class SimulatorOutputError(TypeError):
     """A simulator returned something other than a float tensor of the declared shape."""
-
-
-def as_generator(seed: SeedLike) -> np.random.Generator:
-    """A NumPy generator from ``seed``; ``None`` draws a seed from torch's global RNG.
-
-    Drawing from torch when no seed is given keeps ``torch.manual_seed`` in charge, as in sbi.
-    """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-    return np.random.default_rng(seed)
 
 
 class Simulator(ABC):
@@ -92,12 +80,8 @@ class Simulator(ABC):
         """Draw parameters from the prior, shape ``(num_samples, num_parameters)``."""
         if seed is None:
             return self.prior.sample((num_samples,))
-        generator_state = torch.random.get_rng_state()
-        try:
-            torch.manual_seed(seed)
+        with seeded(seed):
             return self.prior.sample((num_samples,))
-        finally:
-            torch.random.set_rng_state(generator_state)
 
     def reference_posterior(
         self, x_o: Tensor, num_samples: int, *, seed: SeedLike = None

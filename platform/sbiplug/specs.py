@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sbiplug.errors import FactoryImportError
+
 __all__ = [
     "MANIFOLDS",
     "DiagnosticSpec",
@@ -89,22 +91,43 @@ class Spec:
             )
 
     def load(self) -> Callable[..., Any]:
-        """The factory, importing it first when it is a lazy reference."""
-        if isinstance(self.factory, str):
+        """The factory, importing it first when it is a lazy reference.
+
+        Raises:
+            FactoryImportError: the reference's module or attribute cannot be imported; the
+                message names the spec, its plugin and what is missing.
+        """
+        if not isinstance(self.factory, str):
+            return self.factory
+        try:
             factory = resolve_reference(self.factory)
-            if not callable(factory):
-                raise SpecError(f"{self.kind} {self.name!r}: {self.factory!r} is not callable")
-            return factory
-        return self.factory
+        except (ImportError, AttributeError) as error:
+            missing = error.name if isinstance(error, ModuleNotFoundError) else None
+            raise FactoryImportError(
+                self.kind,
+                self.name,
+                self.plugin or "<unregistered>",
+                self.factory,
+                f"{type(error).__name__}: {error}",
+                missing=missing,
+            ) from error
+        if not callable(factory):
+            raise SpecError(f"{self.kind} {self.name!r}: {self.factory!r} is not callable")
+        return factory
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimulatorSpec(Spec):
     """A simulator: ``factory(**options) -> Simulator``.
 
+    The two descriptive fields repeat facts of the simulator class so that listing needs no
+    import of it (nor of torch). The class is the truth: building the simulator checks that
+    they match it and raises :class:`SpecError` naming the plugin when they do not.
+
     Arguments:
-        parameter_manifold: Where the parameters live: one of ``MANIFOLDS``.
-        has_reference_posterior: Whether ``reference_posterior`` is implemented.
+        parameter_manifold: Where the parameters live: one of ``MANIFOLDS``; equal to the
+            class's ``parameter_manifold``.
+        has_reference_posterior: Whether the class implements ``reference_posterior``.
     """
 
     kind = "simulator"
@@ -129,15 +152,28 @@ class EstimatorSpec(Spec):
         has_density: Whether the posterior has a tractable ``log_prob``.
         manifolds: Parameter manifolds the estimator handles. When it lists more than
             ``"euclidean"``, a Study passes ``manifold=`` from the simulator.
+        density_estimator: For a conditional density estimator, a callable or lazy
+            ``"module:attr"`` reference to ``builder_factory(**options) -> builder``, where
+            ``builder(batch_theta, batch_x)`` is what sbi's ``NPE(density_estimator=...)``
+            accepts; ``sbiplug.density_estimator(name)`` returns it. ``None`` otherwise.
     """
 
     kind = "estimator"
 
     has_density: bool = True
     manifolds: tuple[str, ...] = ("euclidean",)
+    density_estimator: Callable[..., Any] | str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        builder = self.density_estimator
+        if builder is not None and not (
+            callable(builder) or (isinstance(builder, str) and REFERENCE_PATTERN.match(builder))
+        ):
+            raise SpecError(
+                f"estimator {self.name!r}: density_estimator {builder!r} is not a callable "
+                "nor a 'module:attribute' reference"
+            )
         unknown = [m for m in self.manifolds if m not in MANIFOLDS]
         if not self.manifolds or unknown:
             raise SpecError(

@@ -30,9 +30,9 @@ from sbiplug.plugins import get_plugin_manager
 from sbiplug.registry import build, check_options, make_diagnostic, make_simulator
 from sbiplug.registry import diagnostics as diagnostic_specs
 from sbiplug.results import StudyResult, provenance_versions
-from sbiplug.seeding import seeded
 from sbiplug.simulation import FunctionSimulator, SimulationOptions, simulate_training_set
 from sbiplug.simulator import Simulator, SimulatorOutputError
+from sbiplug.toolkit.rng import seeded
 
 __all__ = ["Study", "StudyError"]
 
@@ -270,10 +270,12 @@ class Study:
         return selected
 
     def _drop_without_embedding(
-        self, selected: dict[str, dict[str, Any]], trainer: Any
+        self, selected: dict[str, dict[str, Any]], network: Any
     ) -> dict[str, dict[str, Any]]:
-        """Diagnostics that need an embedding net, checked against the trained network."""
-        network = getattr(trainer, "_neural_net", None)
+        """Diagnostics that need an embedding net, checked against the trained network.
+
+        ``network`` is what the trainer's ``train()`` returned (sbi: the trained estimator).
+        """
         embedding = getattr(network, "embedding_net", None)
         # sbi wraps the default identity in a z-scoring layer: learned weights make a summary net
         has_embedding = isinstance(embedding, torch.nn.Module) and any(
@@ -392,7 +394,7 @@ class Study:
         with seeded(seeds["training"]):
             trainer = self._build_trainer()
             trainer.append_simulations(simulations.theta, simulations.x)
-            trainer.train(**self.train_options)
+            network = trainer.train(**self.train_options)
             posterior = trainer.build_posterior(**self.posterior_options)
         timings["training"] = time.perf_counter() - start
 
@@ -417,7 +419,7 @@ class Study:
                     *draws.shape[:-1], *self.simulator.observation_shape
                 )
 
-        selected = self._drop_without_embedding(selected, trainer)
+        selected = self._drop_without_embedding(selected, network)
         context = DiagnosticContext(
             simulator=self.simulator,
             estimator=trainer,

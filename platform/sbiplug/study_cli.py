@@ -38,15 +38,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from sbiplug.cli import UserError
+from sbiplug.errors import UserError
+from sbiplug.toolkit.atomic import atomic_write_text
 
 __all__ = ["StudyConfig", "format_report", "load_study_config", "register"]
 
@@ -245,7 +245,7 @@ class StudyConfig:
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
-    """Read and check a study file; every problem raises :class:`~sbiplug.cli.UserError`."""
+    """Read and check a study file; every problem raises :class:`~sbiplug.errors.UserError`."""
     path = Path(path)
     source = str(path)
     try:
@@ -294,8 +294,7 @@ def format_report(result: Any, max_observations: int = 3) -> str:
 def write_report(result: Any, folder: Path) -> tuple[Path, list[Path]]:
     """Write ``summary.txt`` and the PNG figures into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = folder / SUMMARY_FILE
-    summary.write_text(format_report(result))
+    summary = atomic_write_text(folder / SUMMARY_FILE, format_report(result))
     figures = result.save_figures(folder / FIGURE_FOLDER)
     return summary, figures
 

@@ -78,8 +78,8 @@ def all_finite(value: Tensor) -> bool:
 
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """:func:`sbiplug.seeding.seeded`, imported on use: this package must not import torch."""
-    from sbiplug.seeding import seeded as seeded_globally
+    """:func:`sbiplug.toolkit.seeded`, imported on use: this package must not import torch."""
+    from sbiplug.toolkit import seeded as seeded_globally
 
     with seeded_globally(seed):
         yield

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import sbiplug
-from sbiplug.diagnostics._common import DiagnosticInputError
-from sbiplug.diagnostics.c2st_reference import C2STReference
+from sbiplug.builtin.diagnostics.c2st_reference import C2STReference
+from sbiplug.toolkit import DiagnosticInputError
 
 
 def test_exact_posterior_is_indistinguishable(gaussian_posterior, make_context):

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sbiplug.diagnostics._common import DiagnosticInputError
-from sbiplug.diagnostics.coverage import Coverage
+from sbiplug.builtin.diagnostics.coverage import Coverage
+from sbiplug.toolkit import DiagnosticInputError
 
 
 def test_exact_posterior_has_nominal_coverage(gaussian_posterior, make_context):

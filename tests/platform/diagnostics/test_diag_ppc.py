@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import sbiplug
+from sbiplug.builtin.diagnostics.ppc import PosteriorPredictiveCheck
 from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
-from sbiplug.diagnostics._common import DiagnosticInputError
-from sbiplug.diagnostics.ppc import PosteriorPredictiveCheck
+from sbiplug.toolkit import DiagnosticInputError
 
 
 def test_exact_posterior_reproduces_the_observations(gaussian_posterior, make_context):
@@ -63,7 +63,7 @@ def test_stored_draws_outside_the_prior_support_are_dropped():
 
 
 def test_padding_rows_do_not_count_as_replicates():
-    from sbiplug.diagnostics.ppc import _distance_p_values, _stack_padded
+    from sbiplug.builtin.diagnostics.ppc import _distance_p_values, _stack_padded
 
     rng = np.random.default_rng(0)
     full, short = rng.normal(size=(30, 3)), rng.normal(size=(20, 3))

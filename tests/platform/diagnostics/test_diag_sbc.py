@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from sbiplug.builtin.diagnostics.sbc import SBC
 from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
-from sbiplug.diagnostics._common import DiagnosticInputError
-from sbiplug.diagnostics.sbc import SBC
+from sbiplug.toolkit import DiagnosticInputError
 
 
 def test_exact_posterior_passes_with_uniform_ranks(gaussian_posterior, make_context):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sbiplug.builtin.diagnostics.tarp import TARP
 from sbiplug.diagnostic import DiagnosticResult
-from sbiplug.diagnostics.tarp import TARP
 
 
 def test_exact_posterior_follows_the_diagonal(gaussian_posterior, make_context):

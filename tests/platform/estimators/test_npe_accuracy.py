@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import sbiplug
-from sbiplug.seeding import seed_all
+from sbiplug.toolkit import seed_all
 
 
 def test_npe_reaches_c2st_bound_on_gaussian_linear():

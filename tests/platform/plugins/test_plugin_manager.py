@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
-import warnings
-from pathlib import Path
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -22,19 +20,7 @@ BUILTIN_SIMULATORS = {
     "sir",
     "lotka_volterra",
 }
-
-
-def install_fake_distribution(
-    root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]
-) -> None:
-    """Write a ``*.dist-info`` folder and plugin modules into ``root`` (put on sys.path)."""
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[sbiplug]\n{lines}\n")
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
+FAKE_MODEL = "class FakeModel:\n    pass\n"
 
 
 GOOD_PLUGIN = """
@@ -74,22 +60,8 @@ CLASHING = """
 """
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    return root
-
-
-def manager(environ=None, **kwargs) -> PluginManager:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SbiplugPluginWarning)
-        return PluginManager(environ=environ or {}, **kwargs)
-
-
-def test_builtins_register_first_and_contribute(site):
-    pm = manager(load_entry_points=False)
+def test_builtins_register_first_and_contribute(quiet_manager):
+    pm = quiet_manager(load_entry_points=False)
     infos = pm.plugins()
     assert [info.name for info in infos[:3]] == [
         "sbiplug.simulators",
@@ -103,23 +75,25 @@ def test_builtins_register_first_and_contribute(site):
     assert all(spec.plugin == "sbiplug.simulators" for spec in pm.specs("simulators").values())
 
 
-def test_discovers_fake_installed_distribution(site):
-    install_fake_distribution(
-        site, "fake-sbiplug-plugin", {"fake": "fake_plugin"}, {"fake_plugin": GOOD_PLUGIN}
+def test_discovers_fake_installed_distribution(install, quiet_manager):
+    install(
+        "fake-sbiplug-plugin",
+        {"fake": "fake_plugin"},
+        {"fake_plugin": GOOD_PLUGIN, "fake_model_impl": FAKE_MODEL},
     )
-    pm = manager()
+    pm = quiet_manager()
     info = {info.name: info for info in pm.plugins()}["fake"]
     assert info.status == "loaded"
     assert info.version == "1.2.3"
+    assert info.distribution == "fake-sbiplug-plugin" and info.entry_point == "fake"
     assert info.hooks == ("register_simulators",)
     assert info.contributions == {"simulators": ("fake_model",)}
     spec = pm.get("simulators", "fake_model")
     assert spec.plugin == "fake" and spec.description == "a fake"
 
 
-def test_broken_plugins_are_skipped_while_others_load(site):
-    install_fake_distribution(
-        site,
+def test_broken_plugins_are_skipped_while_others_load(install):
+    install(
         "mixed-plugins",
         {
             "good": "good_plugin",
@@ -129,6 +103,7 @@ def test_broken_plugins_are_skipped_while_others_load(site):
         },
         {
             "good_plugin": GOOD_PLUGIN,
+            "fake_model_impl": FAKE_MODEL,
             "broken_plugin": BROKEN_IMPORT,
             "invalid_plugin": INVALID_SPEC,
             "typo_plugin": UNKNOWN_HOOK,
@@ -151,67 +126,71 @@ def test_broken_plugins_are_skipped_while_others_load(site):
     assert set(pm.specs("simulators")) >= BUILTIN_SIMULATORS
 
 
-def test_a_plugin_raising_in_a_hook_is_isolated():
+def test_a_plugin_raising_in_a_hook_is_isolated(quiet_manager):
     class Exploding:
         @sbiplug.hookimpl
         def register_diagnostics(self):
             raise RuntimeError("kaboom")
 
-    pm = manager(load_entry_points=False)
+    pm = quiet_manager(load_entry_points=False)
     with pytest.warns(SbiplugPluginWarning, match="kaboom"):
         info = pm.register(Exploding(), "exploding")
     assert info.status == "failed" and "kaboom" in info.error
     assert "sbc" in pm.specs("diagnostics")
 
 
-def test_a_spec_with_a_bad_name_fails_its_plugin_only():
+def test_a_spec_with_a_bad_name_fails_its_plugin_only(quiet_manager):
     class BadName:
         @sbiplug.hookimpl
         def register_targets(self):
             yield sbiplug.TargetSpec(name="Bad-Name", factory="builtins:dict")
 
-    pm = manager(load_entry_points=False)
+    pm = quiet_manager(load_entry_points=False)
     with pytest.warns(SbiplugPluginWarning, match="lower_snake_case"):
         info = pm.register(BadName(), "badname")
     assert info.status == "failed"
     assert pm.specs("targets") == {}
 
 
-def test_name_clash_is_an_error_naming_both_plugins(site):
-    install_fake_distribution(
-        site, "clash-dist", {"clasher": "clash_plugin"}, {"clash_plugin": CLASHING}
-    )
-    pm = manager()
+def test_name_clash_disables_that_name_only(install, quiet_manager):
+    install("clash-dist", {"clasher": "clash_plugin"}, {"clash_plugin": CLASHING})
+    pm = quiet_manager()
+    assert set(pm.specs("simulators")) >= BUILTIN_SIMULATORS - {"two_moons"}
+    assert "two_moons" not in pm.specs("simulators")
+    assert pm.conflicts("simulators") == {"two_moons": ("sbiplug.simulators", "clasher")}
     with pytest.raises(PluginConflictError) as error:
-        pm.specs("simulators")
+        pm.get("simulators", "two_moons")
     assert "sbiplug.simulators" in str(error.value) and "clasher" in str(error.value)
     assert "SBIPLUG_DISABLE_PLUGINS" in str(error.value)
+    assert error.value.plugins == ("sbiplug.simulators", "clasher")
+    assert pm.get("simulators", "gaussian_linear").plugin == "sbiplug.simulators"
 
 
-def test_disable_variable_blocks_plugins(site):
-    install_fake_distribution(
-        site, "clash-dist", {"clasher": "clash_plugin"}, {"clash_plugin": CLASHING}
-    )
-    pm = manager({"SBIPLUG_DISABLE_PLUGINS": "clasher, sbiplug.diagnostics"})
+def test_disable_variable_blocks_plugins(install, quiet_manager):
+    install("clash-dist", {"clasher": "clash_plugin"}, {"clash_plugin": CLASHING})
+    pm = quiet_manager({"SBIPLUG_DISABLE_PLUGINS": "clasher, sbiplug.diagnostics"})
     infos = {info.name: info for info in pm.plugins()}
     assert infos["clasher"].status == "disabled"
+    assert infos["clasher"].disabled_by == "SBIPLUG_DISABLE_PLUGINS"
     assert infos["sbiplug.diagnostics"].status == "disabled"
     assert pm.get("simulators", "two_moons").plugin == "sbiplug.simulators"
     assert not {"sbc", "tarp", "coverage", "c2st_reference", "ppc"} & set(pm.specs("diagnostics"))
 
 
-def test_load_variable_loads_only_named_entry_points(site):
-    install_fake_distribution(
-        site,
+def test_load_variable_loads_only_named_entry_points(install, quiet_manager):
+    install(
         "two-plugins",
         {"fake": "fake_plugin", "clasher": "clash_plugin"},
-        {"fake_plugin": GOOD_PLUGIN, "clash_plugin": CLASHING},
+        {"fake_plugin": GOOD_PLUGIN, "clash_plugin": CLASHING, "fake_model_impl": FAKE_MODEL},
     )
-    pm = manager({"SBIPLUG_LOAD_PLUGINS": "fake"})
+    pm = quiet_manager({"SBIPLUG_LOAD_PLUGINS": "fake"})
     infos = {info.name: info for info in pm.plugins()}
     assert infos["fake"].status == "loaded"
     assert infos["clasher"].status == "disabled"
-    assert infos["cmpe"].status == "disabled"
+    assert infos["clasher"].disabled_by == "SBIPLUG_LOAD_PLUGINS"
+    others = {ep.name for ep in entry_points(group="sbiplug")} - {"fake", "clasher"}
+    assert all(infos[name].status == "disabled" for name in others)  # cmpe, ... if installed
+    assert all(infos[name].status == "loaded" for name in infos if infos[name].builtin)
     assert "fake_model" in pm.specs("simulators")  # no clash: the clasher was not loaded
 
 
@@ -264,18 +243,17 @@ def test_spec_factories_resolve_lazily():
 def test_listing_functions_survive_subpackage_imports():
     import importlib
 
-    importlib.import_module("sbiplug.simulators.plugin")
-    importlib.import_module("sbiplug.estimators.plugin")
-    importlib.import_module("sbiplug.diagnostics.plugin")
+    importlib.import_module("sbiplug.builtin.simulators.plugin")
+    importlib.import_module("sbiplug.builtin.estimators.plugin")
+    importlib.import_module("sbiplug.builtin.diagnostics.plugin")
     assert callable(sbiplug.simulators) and callable(sbiplug.diagnostics)
     assert "npe" in sbiplug.estimators()
 
 
-def test_package_pickles_by_reference():
-    import pickle
-
+def test_functions_using_the_package_pickle_by_reference():
+    # The package is an ordinary module (no module-class trick): cloudpickle, as dask uses it,
+    # refers to it by name.
     import cloudpickle
 
-    assert pickle.loads(pickle.dumps(sbiplug)) is sbiplug
     restored = cloudpickle.loads(cloudpickle.dumps(lambda: sbiplug.make_simulator("two_moons")))
     assert restored().name == "two_moons"

@@ -14,6 +14,7 @@ from study_toys import GaussianToy, NaNToy, WrongShapeToy
 import sbiplug
 from sbiplug import Study, StudyResult, UnknownNameError
 from sbiplug.inference_data import arviz
+from sbiplug.sbi_internals import trained_network
 from sbiplug.simulation import InvalidSimulationWarning
 from sbiplug.simulator import SimulatorOutputError
 from sbiplug.study import StudyError
@@ -207,7 +208,7 @@ def test_function_simulator_and_invalid_rows_are_recorded():
     def factory(prior, **options):
         from sbi.inference import NPE
 
-        from sbiplug.tracking import NullTracker
+        from sbiplug.toolkit import NullTracker
 
         return NPE(prior, density_estimator="mdn", tracker=NullTracker(), show_progress_bars=False)
 
@@ -222,7 +223,7 @@ def test_function_simulator_and_invalid_rows_are_recorded():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = study.run(observations=torch.zeros(2), num_posterior_samples=50)
-    assert result.parameter_names == ["theta_0", "theta_1"]
+    assert result.parameter_names == ["theta_1", "theta_2"]
     assert result.true_parameters is None and "constant_data" not in result.to_datatree().children
 
     nan_study = Study(
@@ -296,7 +297,7 @@ class _SummaryNorm(_PosteriorMeanGap):
     name = "summary_norm"
 
     def run(self, context):
-        embedding = context.estimator._neural_net.embedding_net
+        embedding = trained_network(context.estimator).embedding_net
         norm = float(embedding(context.observations[:1]).norm())
         return sbiplug.DiagnosticResult(name=self.name, statistic=norm)
 

@@ -35,6 +35,8 @@ def test_first_study(quick, tmp_path):
     assert set(result.diagnostics) == {"sbc", "c2st_reference"}
     assert (tmp_path / "first-study" / "result.nc").is_file()
     assert torch.equal(namespace["loaded"].samples, result.samples)
+    plain = namespace["plain_samples"]  # sbi's own NPE with sbiplug.density_estimator("nsf")
+    assert plain.shape == (200, 2) and torch.isfinite(plain).all()
 
 
 def test_simulator_plugin(quick):

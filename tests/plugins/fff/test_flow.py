@@ -11,7 +11,8 @@ from sbi.inference import NPE
 from sbi.utils.metrics import c2st
 
 import sbiplug
-from sbiplug.tracking import NullTracker
+from sbiplug.sbi_internals import build_network, trained_network
+from sbiplug.toolkit import NullTracker
 from sbiplug_fff import build_mfff
 from sbiplug_fff.distributions import UniformManifold
 from sbiplug_fff.flow import FreeFormFlow, ManifoldFreeFormFlow
@@ -59,7 +60,7 @@ def test_exact_log_prob_integrates_to_one_over_the_sphere(trained) -> None:
     # 4 pi E_uniform[q(theta | x)] = 1; Monte Carlo with 20 000 points, 4 standard errors,
     # plus 5% for the decoder density of a flow that is only approximately invertible
     _, trainer, posterior, observations = trained
-    estimator = trainer._neural_net
+    estimator = trained_network(trainer)
     torch.manual_seed(4)
     points = sphere(2).sample_uniform((20_000,))
     for x_o in observations:
@@ -97,7 +98,7 @@ def test_build_mfff_works_in_plain_sbi_and_rejects_off_manifold_parameters() -> 
     )
     theta = prior.sample((40,))
     trainer.append_simulations(theta, theta + 0.1 * torch.randn(40, 4))
-    network = trainer._build_neural_net(theta, theta)
+    network = build_network(trainer, theta, theta)
     assert isinstance(network, ManifoldFreeFormFlow) and network.manifold.dim == 2
     with pytest.raises(ValueError, match="do not lie on torus"):
         build_mfff(manifold="torus")(theta * 2, theta)

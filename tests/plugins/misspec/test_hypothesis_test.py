@@ -9,7 +9,7 @@ import torch
 from sbi.inference import NPE
 from scipy.stats import binom
 
-from sbiplug.tracking import NullTracker
+from sbiplug.toolkit import NullTracker
 from sbiplug_misspec import GaussianMeans, misspecification_test
 from sbiplug_misspec.hypothesis_test import SimulatedNull
 from sbiplug_misspec.regularizer import mmd_squared

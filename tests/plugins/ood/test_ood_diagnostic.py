@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -17,13 +14,12 @@ from sbiplug_ood import OODDiagnostic, OODWarning, train_density
 from sbiplug_ood.diagnostic import empirical_p_values
 
 
-def test_registered_with_lazy_torch_free_plugin():
+def test_registered_with_a_lazy_factory():
+    # that plugin.py imports no torch is checked for every plugin in tests/platform/plugins
     spec = sbiplug.diagnostics()["ood"]
     assert spec.requires == ("observations",)
     assert spec.factory == "sbiplug_ood.diagnostic:OODDiagnostic"
     assert isinstance(sbiplug.make_diagnostic("ood", checkpoint=1), OODDiagnostic)
-    code = "import sys, sbiplug_ood.plugin; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_empirical_p_values_and_percentiles():

@@ -5,9 +5,6 @@ Tolerances are Monte Carlo bounds: 4 standard errors of a mean over independent 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -25,14 +22,10 @@ from sbiplug_trade.metrics import (
 NAMES = ("gmm_temperature", "double_well", "multi_well", "phi4", "power_posterior")
 
 
-def test_targets_are_registered_and_plugin_import_is_torch_free():
+def test_targets_are_registered():
+    # that plugin.py imports no torch is checked for every plugin in tests/platform/plugins
     assert set(NAMES) <= set(sbiplug.targets())
     assert "power_scaling" in sbiplug.diagnostics()
-    code = "import sys, sbiplug_trade.plugin, sbiplug_trade; print('torch' in sys.modules)"
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert output.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("beta", [0.2, 1.0, 4.0])

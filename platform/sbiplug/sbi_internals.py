@@ -1,0 +1,432 @@
+"""The one seam between sbiplug and sbi's private internals.
+
+sbi's trainers keep their network, builder, device and prior in private attributes, and their
+training loop is a chain of private methods (``_run_training_loop`` -> ``_train_epoch`` /
+``_validate_epoch`` -> ``_get_losses``). Nothing in sbiplug or its plugins touches those names
+directly: they go through this module, so an sbi upgrade that renames one breaks here, in one
+place, and ``tests/platform/test_sbi_internals.py`` says which name went missing.
+
+What it offers:
+
+- **Network access**: :func:`trained_network`, :func:`is_trainer`, :func:`build_network`,
+  :func:`set_network_builder`, :func:`install_network` (persistence rebuilds a network with the
+  trainer's own builder and installs it).
+- **Trainer state**: :func:`trainer_device`, :func:`trainer_prior`, :func:`shows_progress_bars`,
+  :func:`resolve_prior`, :func:`resolve_estimator`, :func:`set_latest_posterior`.
+- **Custom training loops**: the mixin :class:`TrainingHooks` (put it before the sbi trainer in
+  the bases) turns sbi's private loop methods into public hooks: ``on_network_built``,
+  ``on_train_start``, ``train_epoch``, ``validate_epoch``, ``training_losses`` and
+  ``validation_losses``; :class:`SingleRoundPosteriorTrainer` is the base of posterior trainers
+  without a proposal-corrected loss (CMPE).
+- **Estimators and posteriors**: :func:`check_condition_shape`, :func:`check_input_shape`,
+  :func:`broadcast_and_align` (sbi's shape checks of ``ConditionalEstimator``) and
+  :func:`set_posterior_purpose` (the description a posterior prints).
+
+:data:`SBI_PRIVATE_API` and :data:`SBI_PRIVATE_SIGNATURES` list every private sbi name used
+here; the seam test checks them against the installed sbi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from sbi.inference.trainers._contracts import LossArgs, TrainConfig
+from sbi.inference.trainers.npe.npe_base import PosteriorEstimatorTrainer
+from torch import Tensor, nn
+from torch.distributions import Distribution
+from torch.utils.data import DataLoader
+
+__all__ = [
+    "SBI_PRIVATE_API",
+    "SBI_PRIVATE_SIGNATURES",
+    "LossArgs",
+    "SingleRoundPosteriorTrainer",
+    "TrainConfig",
+    "TrainingHooks",
+    "broadcast_and_align",
+    "build_network",
+    "check_condition_shape",
+    "check_input_shape",
+    "install_network",
+    "is_trainer",
+    "resolve_estimator",
+    "resolve_prior",
+    "set_latest_posterior",
+    "set_network_builder",
+    "set_posterior_purpose",
+    "shows_progress_bars",
+    "trained_network",
+    "trainer_device",
+    "trainer_prior",
+]
+
+NetworkBuilder = Callable[[Tensor, Tensor], nn.Module]
+
+#: The private sbi names this module relies on, by the sbi class (or module) that has them.
+SBI_PRIVATE_API: dict[str, tuple[str, ...]] = {
+    "sbi.inference.trainers.base.NeuralInference": (
+        "_neural_net",
+        "_x_shape",
+        "_device",
+        "_prior",
+        "_posterior",
+        "_show_progress_bars",
+        "_resolve_prior",
+        "_resolve_estimator",
+        "_initialize_neural_network",
+        "_run_training_loop",
+        "_train_epoch",
+        "_validate_epoch",
+        "_get_losses",
+    ),
+    "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer": (
+        "_build_neural_net",
+        "_log_prob_proposal_posterior",
+    ),
+    "sbi.neural_nets.estimators.base.ConditionalEstimator": (
+        "_check_condition_shape",
+        "_check_input_shape",
+        "_broadcast_and_align",
+    ),
+    "sbi.inference.posteriors.base_posterior.NeuralPosterior": ("_purpose",),
+    "sbi.inference.trainers._contracts": ("LossArgs", "TrainConfig"),
+}
+
+#: Parameters of the private sbi methods that :class:`TrainingHooks` overrides or calls.
+SBI_PRIVATE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "sbi.inference.trainers.base.NeuralInference._run_training_loop": (
+        "self",
+        "train_loader",
+        "val_loader",
+        "train_config",
+        "loss_args",
+        "summarization_kwargs",
+    ),
+    "sbi.inference.trainers.base.NeuralInference._train_epoch": (
+        "self",
+        "train_loader",
+        "clip_max_norm",
+        "loss_args",
+    ),
+    "sbi.inference.trainers.base.NeuralInference._validate_epoch": (
+        "self",
+        "val_loader",
+        "loss_args",
+    ),
+    "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer._get_losses": (
+        "self",
+        "batch",
+        "loss_args",
+    ),
+    "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer._initialize_neural_network": (
+        "self",
+        "retrain_from_scratch",
+        "start_idx",
+    ),
+    "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer._log_prob_proposal_posterior": (
+        "self",
+        "theta",
+        "x",
+        "masks",
+        "proposal",
+    ),
+}
+
+
+# ------------------------------------------------------------------------- network access
+
+
+def is_trainer(obj: Any) -> bool:
+    """Whether ``obj`` is an sbi-style trainer (it has a network slot) rather than a network."""
+    return hasattr(obj, "_neural_net") and not isinstance(obj, nn.Module)
+
+
+def trained_network(trainer: Any) -> nn.Module | None:
+    """The network ``trainer`` trains: what its ``train()`` returned, ``None`` before that.
+
+    Arguments:
+        trainer: An sbi trainer (``NeuralInference`` or one with the same network slot).
+
+    Returns:
+        The trainer's estimator (e.g. a ``ConditionalDensityEstimator`` mapping theta
+        ``(B, *theta_shape)`` and x ``(B, *x_shape)``), the very object sbi trains, not a copy.
+    """
+    return getattr(trainer, "_neural_net", None)
+
+
+def build_network(trainer: Any, theta: Tensor, x: Tensor) -> nn.Module:
+    """A fresh network from ``trainer``'s own builder, sized on example rows.
+
+    Arguments:
+        trainer: An sbi trainer built with a ``density_estimator`` name or builder.
+        theta: Example parameters, shape ``(n, *theta_shape)`` (also set z-scoring buffers).
+        x: Example data, shape ``(n, *x_shape)``.
+
+    Returns:
+        The untrained network (not installed in the trainer).
+    """
+    return trainer._build_neural_net(theta, x)
+
+
+def set_network_builder(trainer: Any, builder: NetworkBuilder) -> None:
+    """Make ``builder(theta, x) -> nn.Module`` the network builder of ``trainer``.
+
+    sbi stores the builder when the trainer is created; a subclass that needs its own state to
+    build (e.g. a summary network sized on x) replaces it after ``super().__init__``.
+    """
+    trainer._build_neural_net = builder
+
+
+def install_network(trainer: Any, network: nn.Module, x_shape: Sequence[int]) -> None:
+    """Install a trained ``network`` in ``trainer``: ``build_posterior()`` then uses it.
+
+    Arguments:
+        trainer: The sbi trainer.
+        network: The network, e.g. rebuilt by :func:`build_network` with loaded weights.
+        x_shape: Event shape of one observation x (without the batch dimension).
+    """
+    trainer._neural_net = network
+    trainer._x_shape = tuple(x_shape)
+
+
+# --------------------------------------------------------------------------- trainer state
+
+
+def trainer_device(trainer: Any) -> str | torch.device:
+    """The device ``trainer`` trains and samples on (sbi's processed ``device`` option)."""
+    return trainer._device
+
+
+def trainer_prior(trainer: Any) -> Distribution | None:
+    """The prior ``trainer`` was created with (``None`` if none was given)."""
+    return trainer._prior
+
+
+def shows_progress_bars(trainer: Any) -> bool:
+    """Whether ``trainer`` was asked to show progress bars."""
+    return bool(trainer._show_progress_bars)
+
+
+def resolve_prior(trainer: Any, prior: Distribution | None, sample_with: str = "direct") -> Any:
+    """sbi's choice of prior for ``build_posterior``: ``prior`` checked, else the trainer's.
+
+    Raises:
+        ValueError: when there is neither (sbi's message).
+    """
+    return trainer._resolve_prior(prior, sample_with)
+
+
+def resolve_estimator(trainer: Any, estimator: nn.Module | None) -> tuple[nn.Module, Any]:
+    """sbi's choice of estimator for ``build_posterior`` and the device it lives on.
+
+    Arguments:
+        trainer: The sbi trainer.
+        estimator: An explicit estimator (checked, its device inferred), or ``None`` for the
+            trained network on the trainer's device.
+
+    Returns:
+        ``(estimator, device)``.
+    """
+    return trainer._resolve_estimator(estimator)
+
+
+def set_latest_posterior(trainer: Any, posterior: Any) -> None:
+    """Record ``posterior`` as the trainer's latest, as sbi's own ``build_posterior`` does."""
+    trainer._posterior = posterior
+
+
+# ------------------------------------------------------------------ estimators, posteriors
+
+
+def check_condition_shape(estimator: nn.Module, condition: Tensor) -> None:
+    """sbi's check that ``condition`` ends in the estimator's ``condition_shape``.
+
+    Raises:
+        ValueError: naming the expected shape.
+    """
+    estimator._check_condition_shape(condition)
+
+
+def check_input_shape(estimator: nn.Module, input: Tensor) -> None:
+    """sbi's check that ``input`` ends in the estimator's ``input_shape``.
+
+    Raises:
+        ValueError: naming the expected shape.
+    """
+    estimator._check_input_shape(input)
+
+
+def broadcast_and_align(
+    estimator: nn.Module, input: Tensor, condition: Tensor
+) -> tuple[Tensor, Tensor, int]:
+    """sbi's broadcasting of ``log_prob`` arguments.
+
+    Arguments:
+        estimator: An sbi ``ConditionalEstimator``.
+        input: ``(S, B, *input_shape)`` or ``(B, *input_shape)``.
+        condition: ``(B, *condition_shape)`` or ``(S, B, *condition_shape)``.
+
+    Returns:
+        ``(input, condition, B)`` with input ``(S, B, *input_shape)`` and condition
+        ``(S, B, *condition_shape)``.
+    """
+    return estimator._broadcast_and_align(input, condition)
+
+
+def set_posterior_purpose(posterior: Any, text: str) -> None:
+    """Set the sentence an sbi posterior prints after its type (``print(posterior)``)."""
+    posterior._purpose = text
+
+
+# -------------------------------------------------------------------- custom training loops
+
+
+class TrainingHooks:
+    """Public hooks for sbi's training loop; mix in *before* the sbi trainer class.
+
+    ``class MyNPE(TrainingHooks, NPE)`` keeps sbi's loop (early stopping on the validation
+    loss, best-state restore, summaries, ``resume_training``) and calls, per ``train()``:
+
+    1. :meth:`on_network_built` whenever a new network was built (first call, retraining);
+    2. :meth:`on_train_start` once, after the optimiser's data loaders exist and before the
+       first epoch (``train_config`` carries the ``train()`` options);
+    3. per epoch :meth:`train_epoch` (the network in training mode), then
+       :meth:`validate_epoch` (evaluation mode, no gradients);
+    4. inside those, :meth:`training_losses` for training batches and
+       :meth:`validation_losses` for validation batches.
+
+    Every default is sbi's own behaviour; override a hook and call ``super()`` to extend it.
+    The trainer's public state is there as sbi keeps it: ``self.optimizer`` (Adam, created at
+    the first epoch unless resuming) and ``self.epoch``; the network is
+    ``trained_network(self)``.
+    """
+
+    _sbiplug_validating: bool = False
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def on_network_built(self, network: nn.Module) -> None:
+        """Called with a newly built network (before it is trained). Default: nothing."""
+
+    def on_train_start(self, train_config: TrainConfig, train_loader: DataLoader) -> None:
+        """Called once per ``train()`` before the first epoch. Default: nothing.
+
+        Arguments:
+            train_config: sbi's configuration of this ``train()`` call (``max_num_epochs``,
+                ``learning_rate``, ``resume_training``, ...).
+            train_loader: The training batches; ``len(train_loader)`` batches per epoch.
+        """
+
+    def train_epoch(
+        self, train_loader: DataLoader, clip_max_norm: float | None, loss_args: LossArgs | None
+    ) -> float:
+        """One training epoch; returns the mean training loss per row.
+
+        Default: sbi's epoch (Adam step on the mean of :meth:`training_losses` per batch,
+        gradients clipped to ``clip_max_norm`` unless ``None``).
+        """
+        return super()._train_epoch(train_loader, clip_max_norm, loss_args)  # type: ignore[misc]
+
+    def validate_epoch(self, val_loader: DataLoader, loss_args: LossArgs | None) -> float:
+        """One validation pass; returns the mean validation loss per row (early stopping).
+
+        Default: sbi's (the mean of :meth:`validation_losses` over the validation rows).
+        """
+        return super()._validate_epoch(val_loader, loss_args)  # type: ignore[misc]
+
+    def training_losses(self, batch: Sequence[Tensor], loss_args: LossArgs | None) -> Tensor:
+        """Loss per row of a training batch, shape ``(B,)``.
+
+        Arguments:
+            batch: The data loader's batch: ``(theta (B, *theta_shape), x (B, *x_shape),
+                prior_masks (B, 1))`` for sbi's trainers, still on the data device.
+            loss_args: sbi's loss options of this ``train()`` call (e.g. ``LossArgsNPE``), or
+                ``None`` for trainers without any.
+
+        Default: sbi's loss of the trainer (e.g. the NPE negative log-likelihood).
+        """
+        parent = super()
+        if loss_args is None:
+            return parent._get_losses(batch=batch)  # type: ignore[misc]
+        return parent._get_losses(batch=batch, loss_args=loss_args)  # type: ignore[misc]
+
+    def validation_losses(self, batch: Sequence[Tensor], loss_args: LossArgs | None) -> Tensor:
+        """Loss per row of a validation batch, shape ``(B,)``. Default: :meth:`training_losses`."""
+        return self.training_losses(batch, loss_args)
+
+    # -- sbi's private loop, routed to the hooks ----------------------------------------------
+
+    def _initialize_neural_network(self, *args: Any, **kwargs: Any) -> None:
+        before = trained_network(self)
+        super()._initialize_neural_network(*args, **kwargs)  # type: ignore[misc]
+        network = trained_network(self)
+        if network is not None and network is not before:
+            self.on_network_built(network)
+
+    def _run_training_loop(
+        self,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        train_config: TrainConfig,
+        *args: Any,
+        **kwargs: Any,
+    ) -> nn.Module:
+        self.on_train_start(train_config, train_loader)
+        return super()._run_training_loop(  # type: ignore[misc]
+            train_loader, val_loader, train_config, *args, **kwargs
+        )
+
+    def _train_epoch(
+        self, train_loader: DataLoader, clip_max_norm: float | None, loss_args: LossArgs | None
+    ) -> float:
+        return self.train_epoch(train_loader, clip_max_norm, loss_args)
+
+    def _validate_epoch(self, val_loader: DataLoader, loss_args: LossArgs | None) -> float:
+        self._sbiplug_validating = True
+        try:
+            return self.validate_epoch(val_loader, loss_args)
+        finally:
+            self._sbiplug_validating = False
+
+    def _get_losses(self, batch: Sequence[Tensor], loss_args: LossArgs | None = None) -> Tensor:
+        if self._sbiplug_validating:
+            return self.validation_losses(batch, loss_args)
+        return self.training_losses(batch, loss_args)
+
+
+class SingleRoundPosteriorTrainer(TrainingHooks, PosteriorEstimatorTrainer):
+    """Base of single-round posterior trainers with their own loss (e.g. CMPE).
+
+    An sbi ``PosteriorEstimatorTrainer`` with :class:`TrainingHooks`, for methods that train
+    only on prior simulations and so have no proposal-corrected (multi-round) loss. Override
+    :meth:`~TrainingHooks.training_losses` (and :meth:`~TrainingHooks.validation_losses`) with
+    the method's loss.
+
+    Attributes:
+        probe_new_network: Whether sbi checks a newly built network by evaluating its
+            ``log_prob``; set ``False`` for sample-only estimators, which have none.
+    """
+
+    probe_new_network: ClassVar[bool] = True
+
+    def _initialize_neural_network(self, retrain_from_scratch: bool, start_idx: int) -> None:
+        if self.probe_new_network:
+            super()._initialize_neural_network(retrain_from_scratch, start_idx)
+            return
+        if trained_network(self) is None or retrain_from_scratch:
+            theta, x, _ = self.get_simulations(starting_round=start_idx)
+            # As sbi: only the training rows size the network (and its z-scoring).
+            network = build_network(
+                self, theta[self.train_indices].to("cpu"), x[self.train_indices].to("cpu")
+            )
+            install_network(self, network, x.shape[1:])
+            self.on_network_built(network)
+
+    def _log_prob_proposal_posterior(
+        self, theta: Tensor, x: Tensor, masks: Tensor, proposal: Any
+    ) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} is single-round and has no proposal-corrected loss"
+        )

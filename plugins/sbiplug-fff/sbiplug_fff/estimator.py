@@ -1,0 +1,303 @@
+"""sbi builders and trainers for free-form flows: ``build_fff``, ``build_mfff``, ``make_mfff``.
+
+The builders follow sbi's ``ConditionalEstimatorBuilder`` protocol, so a free-form flow drops
+into plain sbi code::
+
+    from sbi.inference import NPE
+    trainer = NPE(prior, density_estimator=sbiplug_fff.build_mfff(manifold="sphere"))
+
+``make_fff`` / ``make_mfff`` are the factories behind the registered estimators ``fff`` and
+``mfff``; they return sbi NPE trainers with sbiplug's trainer defaults
+(:func:`sbiplug.toolkit.trainer_options`: no ``./sbi-logs``). The manifold trainer checks at
+``append_simulations`` that the parameters lie on the declared manifold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from sbi.inference import NPE
+from torch import Tensor, nn
+from torch.distributions import Distribution
+from torch.utils.data import DataLoader
+
+from sbiplug.sbi_internals import LossArgs, TrainConfig, TrainingHooks
+from sbiplug.toolkit import (
+    DEFAULT_DEVICE,
+    DEFAULT_SHOW_PROGRESS_BARS,
+    trainer_options,
+    z_score_moments,
+)
+from sbiplug_fff.flow import FreeFormFlow, ManifoldFreeFormFlow
+from sbiplug_fff.manifolds import Manifold, get_manifold
+
+__all__ = ["FreeFormNPE", "ManifoldNPE", "build_fff", "build_mfff", "make_fff", "make_mfff"]
+
+Builder = Callable[[Tensor, Tensor], FreeFormFlow]
+
+
+def _standardisation(values: Tensor, enabled: bool) -> dict[str, Tensor | None]:
+    """The z-scoring of a batch (``None``: the identity) as ``shift`` and ``scale``."""
+    shift, scale = z_score_moments(values) if enabled else (None, None)
+    return {"shift": shift, "scale": scale}
+
+
+def build_fff(
+    *,
+    hidden_features: int = 128,
+    num_blocks: int = 2,
+    beta: float = 25.0,
+    hutchinson_samples: int = 1,
+    embedding_net: nn.Module | None = None,
+    z_score_theta: bool = True,
+    z_score_x: bool = True,
+    chunk_size: int | None = 1024,
+) -> Builder:
+    """A builder of a Euclidean :class:`FreeFormFlow` from sbi's first batch (theta, x).
+
+    Arguments:
+        hidden_features, num_blocks: Width and depth of the residual encoder and decoder.
+        beta: Reconstruction weight (sum of squares in standardised theta; 25 in the authors'
+            SBI configuration). It must grow with the ratio of prior to posterior width:
+            when the reconstruction error ``|theta - g(f(theta))|`` is not small next to the
+            posterior's width, the exact density no longer matches the samples (two_moons,
+            whose posterior is ~50x narrower than its prior, needs ~1000).
+        hutchinson_samples: Hutchinson vectors per training step.
+        embedding_net: Optional network for x.
+        z_score_theta, z_score_x: Standardise theta and x with the batch statistics.
+        chunk_size: Rows per vectorised Jacobian chunk in ``log_prob``.
+
+    Returns:
+        ``builder(batch_theta, batch_x) -> FreeFormFlow``.
+    """
+
+    def builder(batch_theta: Tensor, batch_x: Tensor) -> FreeFormFlow:
+        theta_scaling = _standardisation(batch_theta, z_score_theta)
+        x_scaling = _standardisation(batch_x, z_score_x)
+        return FreeFormFlow(
+            batch_theta.shape[-1],
+            tuple(batch_x.shape[1:]),
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            embedding_net=embedding_net,
+            beta=beta,
+            hutchinson_samples=hutchinson_samples,
+            theta_shift=theta_scaling["shift"],
+            theta_scale=theta_scaling["scale"],
+            x_shift=x_scaling["shift"],
+            x_scale=x_scaling["scale"],
+            chunk_size=chunk_size,
+        )
+
+    return builder
+
+
+def build_mfff(
+    *,
+    manifold: str | Manifold = "sphere",
+    hidden_features: int = 128,
+    num_blocks: int = 2,
+    beta: float = 100.0,
+    projection_weight: float = 10.0,
+    uniform_reconstruction_weight: float = 10.0,
+    latent_reconstruction_weight: float = 10.0,
+    noise: float = 0.0,
+    latent: str = "auto",
+    latent_components: int = 4,
+    latent_hidden_features: int = 64,
+    hutchinson_samples: int = 1,
+    embedding_net: nn.Module | None = None,
+    z_score_x: bool = True,
+    chunk_size: int | None = 1024,
+) -> Builder:
+    """A builder of a :class:`ManifoldFreeFormFlow` from sbi's first batch (theta, x).
+
+    Arguments:
+        manifold: ``"sphere"``, ``"torus"``, ``"so3"`` or a manifold object; its size comes
+            from theta's dimension (sphere: S^(D-1), torus: T^(D/2)).
+        beta, projection_weight, uniform_reconstruction_weight, latent_reconstruction_weight,
+            noise: Loss weights, see :class:`ManifoldFreeFormFlow`.
+        latent, latent_components, latent_hidden_features: ``"auto"`` (default: the mixture
+            on the sphere and the torus, uniform on SO(3)), ``"mixture"`` (a von Mises(-Fisher)
+            mixture whose parameters are a network of x) or ``"uniform"``, see
+            :class:`ManifoldFreeFormFlow`.
+        Other arguments: as in :func:`build_fff`.
+
+    Returns:
+        ``builder(batch_theta, batch_x) -> ManifoldFreeFormFlow``.
+    """
+    if not isinstance(manifold, Manifold):
+        get_manifold(manifold)  # fail now on an unknown name
+
+    def builder(batch_theta: Tensor, batch_x: Tensor) -> ManifoldFreeFormFlow:
+        found = get_manifold(manifold, batch_theta.shape[-1])
+        found.check(batch_theta, "parameters theta")
+        x_scaling = _standardisation(batch_x, z_score_x)
+        return ManifoldFreeFormFlow(
+            found,
+            tuple(batch_x.shape[1:]),
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            embedding_net=embedding_net,
+            beta=beta,
+            projection_weight=projection_weight,
+            uniform_reconstruction_weight=uniform_reconstruction_weight,
+            latent_reconstruction_weight=latent_reconstruction_weight,
+            noise=noise,
+            latent=latent,
+            latent_components=latent_components,
+            latent_hidden_features=latent_hidden_features,
+            hutchinson_samples=hutchinson_samples,
+            x_shift=x_scaling["shift"],
+            x_scale=x_scaling["scale"],
+            chunk_size=chunk_size,
+        )
+
+    return builder
+
+
+# Epoch budgets above this are sbi's "train until convergence" default: no schedule then.
+_MAX_SCHEDULED_EPOCHS = 100_000
+
+
+class FreeFormNPE(TrainingHooks, NPE):
+    """sbi's NPE with a cosine learning-rate decay over ``max_num_epochs``.
+
+    The authors train free-form flows with a decaying rate (OneCycle); sbi's NPE keeps Adam's
+    rate constant, which leaves narrow posteriors blurred. When ``train(max_num_epochs=E)``
+    is given a finite budget, the rate of epoch e is
+    ``lr * (final + (1 - final) * (1 + cos(pi e / (E + 1))) / 2)``; sbi's early stopping and
+    choice of the best validation state are unchanged.
+
+    Arguments:
+        final_learning_rate_fraction: The rate at the last epoch relative to ``learning_rate``.
+        **kwargs: Passed to :class:`sbi.inference.NPE`.
+    """
+
+    def __init__(self, *, final_learning_rate_fraction: float = 0.01, **kwargs: Any):
+        if not 0 < final_learning_rate_fraction <= 1:
+            raise ValueError(
+                "final_learning_rate_fraction must be in (0, 1], got "
+                f"{final_learning_rate_fraction}"
+            )
+        self.final_learning_rate_fraction = float(final_learning_rate_fraction)
+        self._schedule: tuple[float, int] | None = None
+        super().__init__(**kwargs)
+
+    def learning_rate_at(self, epoch: int) -> float | None:
+        """The scheduled learning rate of ``epoch`` (``None`` without a finite budget)."""
+        if self._schedule is None:
+            return None
+        learning_rate, epochs = self._schedule
+        cosine = (1 + math.cos(math.pi * min(epoch, epochs + 1) / (epochs + 1))) / 2
+        final = self.final_learning_rate_fraction
+        return learning_rate * (final + (1 - final) * cosine)
+
+    def on_train_start(self, train_config: TrainConfig, train_loader: DataLoader) -> None:
+        """Fix the schedule from ``learning_rate`` and a finite ``max_num_epochs``."""
+        epochs = train_config.max_num_epochs
+        self._schedule = (
+            (train_config.learning_rate, epochs) if epochs < _MAX_SCHEDULED_EPOCHS else None
+        )
+
+    def train_epoch(
+        self, train_loader: DataLoader, clip_max_norm: float | None, loss_args: LossArgs | None
+    ) -> float:
+        """sbi's epoch at the scheduled learning rate of ``self.epoch``."""
+        learning_rate = self.learning_rate_at(self.epoch)
+        if learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
+        return super().train_epoch(train_loader, clip_max_norm, loss_args)
+
+
+class ManifoldNPE(FreeFormNPE):
+    """:class:`FreeFormNPE` with a manifold check on the parameters of ``append_simulations``.
+
+    Arguments:
+        manifold: The manifold the parameters live on (a name is sized from theta).
+        **kwargs: Passed to :class:`FreeFormNPE`.
+    """
+
+    def __init__(self, manifold: str | Manifold, **kwargs: Any):
+        self.manifold = manifold
+        super().__init__(**kwargs)
+
+    def append_simulations(self, theta: Tensor, x: Tensor, *args: Any, **kwargs: Any):
+        theta = torch.as_tensor(theta)
+        if theta.ndim != 2:
+            raise ValueError(
+                f"parameters theta must have shape (num_simulations, D), got {tuple(theta.shape)}"
+            )
+        manifold = get_manifold(self.manifold, theta.shape[-1])
+        manifold.check(theta, "parameters theta passed to append_simulations")
+        return super().append_simulations(theta, x, *args, **kwargs)
+
+
+def make_fff(
+    prior: Distribution | None,
+    *,
+    device: str = DEFAULT_DEVICE,
+    show_progress_bars: bool = DEFAULT_SHOW_PROGRESS_BARS,
+    tracker: Any = None,
+    log_dir: str | None = None,
+    **network_options: Any,
+) -> FreeFormNPE:
+    """The registered estimator ``fff``: sbi NPE with a Euclidean free-form flow.
+
+    Arguments:
+        prior: The prior over parameters.
+        device, show_progress_bars, tracker, log_dir: See
+            :func:`sbiplug.toolkit.trainer_options`.
+        **network_options: Passed to :func:`build_fff`.
+
+    Returns:
+        A :class:`FreeFormNPE` (cosine learning-rate decay when ``max_num_epochs`` is given).
+    """
+    return FreeFormNPE(
+        prior=prior,
+        density_estimator=build_fff(**network_options),
+        **trainer_options(
+            device=device, show_progress_bars=show_progress_bars, tracker=tracker, log_dir=log_dir
+        ),
+    )
+
+
+def make_mfff(
+    prior: Distribution | None,
+    *,
+    manifold: str | Manifold = "sphere",
+    device: str = DEFAULT_DEVICE,
+    show_progress_bars: bool = DEFAULT_SHOW_PROGRESS_BARS,
+    tracker: Any = None,
+    log_dir: str | None = None,
+    **network_options: Any,
+) -> ManifoldNPE:
+    """The registered estimator ``mfff``: sbi NPE with a manifold free-form flow.
+
+    Arguments:
+        prior: The prior; its draws must lie on ``manifold`` (e.g.
+            :class:`~sbiplug_fff.distributions.UniformManifold`).
+        manifold: ``"sphere"``, ``"torus"`` or ``"so3"`` (a Study passes the simulator's
+            ``parameter_manifold``).
+        device, show_progress_bars, tracker, log_dir: See
+            :func:`sbiplug.toolkit.trainer_options`.
+        **network_options: Passed to :func:`build_mfff`.
+    """
+    found: str | Manifold = manifold
+    if prior is not None:
+        draws = prior.sample((16,))
+        found = get_manifold(manifold, draws.shape[-1])
+        found.check(draws, "prior draws")
+    builder = build_mfff(manifold=found, **network_options)
+    return ManifoldNPE(
+        found,
+        prior=prior,
+        density_estimator=builder,
+        **trainer_options(
+            device=device, show_progress_bars=show_progress_bars, tracker=tracker, log_dir=log_dir
+        ),
+    )

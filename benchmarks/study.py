@@ -8,6 +8,11 @@
    costing ~20 ms per simulation, either sleeping (I/O-bound or external code) or computing
    (CPU-bound, so it needs two free cores). Both clusters start before the clock does.
    Goal: at least 1.6x on a 2-core machine.
+3. Cost of the study folder's ledger (issue 22) in a 10k-simulation two_moons study: the prior
+   fingerprint and plugin look-up, the manifest check, a checksum per chunk written, and the
+   verification of every chunk on resume (reading included), against the study's wall time
+   (at defaults, training capped at 20 epochs: a lower bound on the default study, so the share
+   is an upper bound). Goal: under 1%.
 
 Usage: ``python -m benchmarks.study [--quick]`` from the repository root.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import os
 import statistics
@@ -166,18 +172,73 @@ def speedup(repeats: int, num_simulations: int, chunk_size: int, busy: bool) -> 
     return times
 
 
+def ledger_cost(repeats: int, num_simulations: int, epochs: int, folder: str) -> dict:
+    """Seconds of each ledger step (medians over ``repeats``) and of the study they serve."""
+    import hashlib
+    import io
+    import shutil
+    import tempfile
+
+    from sbiplug.ledger import ChunkStore, load_finished_chunks, simulator_identity, write_checksum
+
+    root = tempfile.mkdtemp(prefix="ledger-", dir=folder)
+    try:
+        study = sbiplug.Study(
+            "two_moons",
+            "npe",
+            num_simulations=num_simulations,
+            train_options={"max_num_epochs": epochs},
+            folder=f"{root}/study",
+            show_progress_bars=False,
+        )
+        start = time.perf_counter()
+        study.run()
+        study_seconds = time.perf_counter() - start
+        simulations = study.simulation.folder
+        simulator = study.simulator
+        paths = sorted(simulations.glob("chunk_*.npz"))
+        contents = [path.read_bytes() for path in paths]
+        thetas = []
+        for content in contents:
+            with np.load(io.BytesIO(content)) as data:
+                thetas.append(data["theta"])
+        manifest = json.loads((simulations / "manifest.json").read_text())
+        steps: dict[str, list[float]] = {"identity": [], "manifest": [], "write": [], "verify": []}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            simulator_identity(simulator, "two_moons", {})
+            steps["identity"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            ChunkStore(simulations, manifest)
+            steps["manifest"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for path, content in zip(paths, contents, strict=True):  # what save() adds
+                write_checksum(path, hashlib.sha256(content).hexdigest())
+            steps["write"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            resumed = load_finished_chunks(ChunkStore(simulations, manifest), thetas, "two_moons")
+            steps["verify"].append(time.perf_counter() - start)
+            assert len(resumed) == len(paths), "a chunk did not verify"
+        return {"study": study_seconds, **{k: statistics.median(v) for k, v in steps.items()}}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller smoke version")
+    parser.add_argument("--tmp", default=None, help="folder for the ledger's study (default: /tmp)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     if args.quick:
         npe = {"repeats": 2, "num_simulations": 1000, "epochs": 3, "num_samples": 1000}
         dask = {"repeats": 2, "num_simulations": 60, "chunk_size": 5}
+        ledger = {"repeats": 3, "num_simulations": 10_000, "epochs": 2}
     else:
         npe = {"repeats": 5, "num_simulations": 5000, "epochs": 20, "num_samples": 1000}
         dask = {"repeats": 3, "num_simulations": 300, "chunk_size": 10}
+        ledger = {"repeats": 5, "num_simulations": 10_000, "epochs": 20}
 
     print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
     print(f"machine: {os.cpu_count()} cores, no GPU ({os.uname().machine})")
@@ -191,6 +252,7 @@ def main() -> None:
     )
     print(f"NPE settings: {npe} (two_moons, maf, early stopping off)")
     print(f"dask settings: {dask}, {SECONDS_PER_SIMULATION * 1000:.0f} ms per simulation")
+    print(f"ledger settings: {ledger} (two_moons, npe at defaults, chunk_size 1000)")
     print()
 
     timed = overhead(**npe)
@@ -218,6 +280,28 @@ def main() -> None:
             f"   runs 1 worker: {', '.join(f'{t:.2f}' for t in times[1])}; "
             f"2 workers: {', '.join(f'{t:.2f}' for t in times[2])}"
         )
+    print()
+
+    costs = ledger_cost(**ledger, folder=args.tmp)
+    print(
+        f"3. Ledger of a {ledger['num_simulations']}-simulation two_moons study folder, "
+        f"medians of {ledger['repeats']}"
+    )
+    print(f"{'step':<44}{'seconds':>10}{'share':>9}{'goal':>9}")
+    study = costs["study"]
+    labels = {
+        "identity": "prior fingerprint + plugin look-up",
+        "manifest": "manifest check",
+        "write": "checksums of every chunk written",
+        "verify": "verify every chunk on resume (read + hash)",
+    }
+    for step, label in labels.items():
+        print(f"{label:<44}{costs[step]:>9.4f}s{costs[step] / study:>9.3%}")
+    fresh = costs["identity"] + costs["manifest"] + costs["write"]
+    resume = costs["identity"] + costs["manifest"] + costs["verify"]
+    for label, seconds in (("total, fresh run", fresh), ("total, resumed run", resume)):
+        print(f"{label:<44}{seconds:>9.4f}s{seconds / study:>9.3%}{'< 1%':>9}")
+    print(f"   study wall time (training capped at {ledger['epochs']} epochs): {study:.2f}s")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sbiplug.embedding_nets import embedding_nets, make_embedding_net
 from sbiplug.errors import PluginConflictError, SbiplugPluginWarning, UnknownNameError
 from sbiplug.hookspecs import hookimpl
 from sbiplug.registry import (
@@ -21,7 +22,13 @@ from sbiplug.registry import (
     simulators,
     targets,
 )
-from sbiplug.specs import DiagnosticSpec, EstimatorSpec, SimulatorSpec, TargetSpec
+from sbiplug.specs import (
+    DiagnosticSpec,
+    EmbeddingNetSpec,
+    EstimatorSpec,
+    SimulatorSpec,
+    TargetSpec,
+)
 from sbiplug.toolkit.lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -40,6 +47,7 @@ __all__ = [
     "DiagnosticContext",
     "DiagnosticResult",
     "DiagnosticSpec",
+    "EmbeddingNetSpec",
     "EstimatorSpec",
     "PluginConflictError",
     "SbiplugPluginWarning",
@@ -54,9 +62,11 @@ __all__ = [
     "__version__",
     "density_estimator",
     "diagnostics",
+    "embedding_nets",
     "estimators",
     "hookimpl",
     "make_diagnostic",
+    "make_embedding_net",
     "make_estimator",
     "make_simulator",
     "make_target",

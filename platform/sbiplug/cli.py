@@ -1,7 +1,9 @@
 """The ``sbiplug`` command: list plugins and contributions, run and report studies.
 
-User errors (bad names, bad TOML, bad options) print one clear line and exit with status 2;
-no Python traceback. Subcommands are added with :func:`add_command` by the modules that own them.
+User errors (bad names, bad TOML, bad options, bad files) print one clear line on stderr and
+exit with status 2, without a traceback; an internal error (a bug) keeps its traceback, adds one
+line saying it is internal and exits with status 1. Subcommands are added with
+:func:`add_command` by the modules that own them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from sbiplug import study_cli
 from sbiplug.errors import (
@@ -21,10 +25,11 @@ from sbiplug.errors import (
 )
 from sbiplug.plugins import PluginInfo, get_plugin_manager
 from sbiplug.specs import SPEC_KINDS
+from sbiplug.toolkit.validation import OptionError
 
-__all__ = ["UserError", "main"]
+__all__ = ["UserError", "is_user_error", "main", "one_line"]
 
-KINDS = ("simulators", "estimators", "diagnostics", "targets")
+KINDS = ("simulators", "estimators", "diagnostics", "targets", "embedding_nets")
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -110,10 +115,15 @@ def add_command(register: Callable[[argparse._SubParsersAction], None]) -> None:
     _EXTRA_COMMANDS.append(register)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (subcommands' parsers too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sbiplug", description="Plugin platform for simulation-based inference."
-    )
+    parser = _Parser(prog="sbiplug", description="Plugin platform for simulation-based inference.")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     plugins = subparsers.add_parser("plugins", help="list installed plugins")
@@ -133,8 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sbiplug`` command; returns the exit status.
+
+    0 on success, 2 for a user error (one line on stderr), 1 for an internal error (its
+    traceback, then one line saying so), 130 when interrupted.
+    """
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit:  # --help, or a usage error already printed in one line
+            return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return status
@@ -144,18 +162,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (
-        UserError,
-        UnknownNameError,
-        PluginConflictError,
-        FactoryImportError,
-        FileNotFoundError,
-    ) as error:
-        print(f"sbiplug: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("sbiplug: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if is_user_error(error):
+            print(f"sbiplug: error: {one_line(str(error))}", file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(
+            f"sbiplug: internal error ({type(error).__name__}): the traceback above is a bug in "
+            "sbiplug or in a plugin, not a problem with your input; please report it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,
+    UnknownNameError,
+    PluginConflictError,
+    FactoryImportError,
+    OptionError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+# Raised by modules that import torch: looked up only once imported, so that `sbiplug plugins`
+# stays light; an error of one of these types implies its module is loaded.
+_LAZY_USER_ERRORS = (
+    ("sbiplug.simulator", "SimulatorOutputError"),
+    ("sbiplug.simulation", "SimulationFolderError"),
+    ("sbiplug.study_inputs", "StudyError"),
+)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is the user's (bad input: exit 2) rather than a bug (exit 1)."""
+    if isinstance(error, _USER_ERRORS):
+        return True
+    for module_name, name in _LAZY_USER_ERRORS:
+        module = sys.modules.get(module_name)
+        kind = getattr(module, name, None) if module is not None else None
+        if isinstance(kind, type) and isinstance(error, kind):
+            return True
+    return False
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks (and the indentation after them) folded into spaces."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 
 import pluggy
 
-from sbiplug.specs import DiagnosticSpec, EstimatorSpec, SimulatorSpec, TargetSpec
+from sbiplug.specs import (
+    DiagnosticSpec,
+    EmbeddingNetSpec,
+    EstimatorSpec,
+    SimulatorSpec,
+    TargetSpec,
+)
 
 __all__ = ["PROJECT_NAME", "SbiplugHookSpecs", "hookimpl", "hookspec"]
 
@@ -41,10 +47,15 @@ class SbiplugHookSpecs:
     def register_targets(self) -> Iterable[TargetSpec]:
         """Yield the unnormalised density families log p~(x | c) this plugin contributes."""
 
+    @hookspec
+    def register_embedding_nets(self) -> Iterable[EmbeddingNetSpec]:
+        """Yield the summary (embedding) networks, built from JSON options, it contributes."""
+
 
 CONTRIBUTION_HOOKS = {
     "simulators": "register_simulators",
     "estimators": "register_estimators",
     "diagnostics": "register_diagnostics",
     "targets": "register_targets",
+    "embedding_nets": "register_embedding_nets",
 }

@@ -19,14 +19,25 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from sbiplug.convergence import (
+    ESS_THRESHOLD,
+    RHAT_THRESHOLD,
+    ConvergenceWarning,
+    convergence_problems,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
 __all__ = [
     "ARVIZ_GROUPS",
+    "ESS_THRESHOLD",
+    "RHAT_THRESHOLD",
+    "ConvergenceWarning",
     "arviz",
     "arviz_major_version",
+    "convergence_problems",
     "draw_posterior_samples",
     "posterior_log_prob",
     "summarize",
@@ -91,13 +102,15 @@ def draw_posterior_samples(
     """Posterior draws for each observation, with MCMC chains kept apart.
 
     An sbi ``MCMCPosterior`` returns its chains concatenated chain after chain; they are split
-    back so ArviZ can compute R-hat and ESS. Other posteriors count as one chain and are sampled
-    with ``sample_batched`` where they support it.
+    back so ArviZ can compute R-hat and ESS, and it shows sbi's own MCMC bars. Other posteriors
+    count as one chain, are sampled with ``sample_batched`` where they support it, and show one
+    bar over all draws: sbi's rejection-sampling bar counts accepted draws past its total.
 
     Arguments:
         posterior: An sbi posterior.
         observations: Shape ``(num_observations, *observation_shape)``.
         num_samples: Draws per observation.
+        show_progress_bars: Whether to show a progress bar.
 
     Returns:
         Shape ``(num_observations, num_chains, num_draws, num_parameters)``.
@@ -111,24 +124,36 @@ def draw_posterior_samples(
             for x_o in observations
         ]
         samples = torch.stack(per_observation)
-    elif len(observations) == 1:
-        samples = _sample(posterior, total, observations[0], show_progress_bars).unsqueeze(0)
-    else:
-        try:
-            batched = posterior.sample_batched(
-                (total,), x=observations, show_progress_bars=show_progress_bars
-            )
-            samples = batched.transpose(0, 1)
-        except (NotImplementedError, AttributeError):
-            samples = torch.stack(
-                [_sample(posterior, total, x_o, show_progress_bars) for x_o in observations]
-            )
+        return samples.reshape(len(observations), num_chains, num_draws, -1).detach().float()
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        total=total * len(observations),
+        desc="Sampling posterior",
+        unit="draw",
+        disable=not show_progress_bars,
+    ) as bar:
+        if len(observations) == 1:
+            samples = _sample(posterior, total, observations[0]).unsqueeze(0)
+        else:
+            try:
+                batched = posterior.sample_batched(
+                    (total,), x=observations, show_progress_bars=False
+                )
+                samples = batched.transpose(0, 1)
+            except (NotImplementedError, AttributeError):
+                draws = []
+                for x_o in observations:
+                    draws.append(_sample(posterior, total, x_o))
+                    bar.update(total)
+                samples = torch.stack(draws)
+        bar.update(bar.total - bar.n)
     return samples.reshape(len(observations), num_chains, num_draws, -1).detach().float()
 
 
-def _sample(posterior: Any, num_samples: int, x_o: Tensor, show_progress_bars: bool) -> Tensor:
+def _sample(posterior: Any, num_samples: int, x_o: Tensor) -> Tensor:
     try:
-        return posterior.sample((num_samples,), x=x_o, show_progress_bars=show_progress_bars)
+        return posterior.sample((num_samples,), x=x_o, show_progress_bars=False)
     except TypeError:  # a posterior without the progress-bar switch
         return posterior.sample((num_samples,), x=x_o)
 

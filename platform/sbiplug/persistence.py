@@ -5,6 +5,10 @@ A trainer is stored as its network's ``state_dict`` plus a few example rows of `
 estimator and its options (``estimator.json``). Restoring builds the trainer by name, rebuilds the
 network with the trainer's own builder on the example rows and loads the weights: it works for
 any sbi-style trainer (network access goes through :mod:`sbiplug.sbi_internals`).
+
+An embedding net from :func:`sbiplug.make_embedding_net` is stored as its registered name and
+options and rebuilt by name; any other module is an error at save time, unless it is left out
+with ``skip_options`` and passed again when loading.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from typing import Any
 import torch
 from torch.distributions import Distribution
 
+from sbiplug.embedding_nets import (
+    describe_embedding_net,
+    is_embedding_option,
+    resolve_embedding_nets,
+)
 from sbiplug.sbi_internals import build_network, install_network, trained_network
 from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
 
@@ -28,14 +37,37 @@ _EXAMPLE_ROWS = 64
 
 
 def _json_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
-    try:
-        json.dumps(options)
-    except TypeError as error:
-        raise TypeError(
-            f"estimator {estimator!r}: options must be JSON-serialisable to be saved ({error}); "
-            "pass non-serialisable options (modules, callables) again to load_trainer(...)"
-        ) from None
-    return dict(options)
+    """Options as JSON: embedding nets from the registry by their spec; anything else that is
+    not JSON (a custom module, a callable) is an error naming the option."""
+    encoded = {}
+    for key, value in options.items():
+        spec = describe_embedding_net(value)
+        if spec is not None:
+            encoded[key] = spec
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise TypeError(_unsaved_message(estimator, key, value)) from None
+        encoded[key] = value
+    return encoded
+
+
+def _unsaved_message(estimator: str, key: str, value: Any) -> str:
+    from sbiplug.embedding_nets import embedding_nets
+
+    what = type(value).__name__
+    hint = f"pass skip_options=({key!r},) and give it again to load_trainer(..., {key}=...)"
+    if is_embedding_option(key):
+        names = ", ".join(sorted(embedding_nets())) or "none"
+        hint = (
+            f"build it with sbiplug.make_embedding_net(name, **options) (registered: {names}), "
+            f"or {hint}"
+        )
+    return (
+        f"estimator {estimator!r}: option {key!r} is a {what}, which cannot be rebuilt from a "
+        f"file; {hint}"
+    )
 
 
 def save_trainer(
@@ -53,8 +85,11 @@ def save_trainer(
         folder: Destination folder.
         estimator: The registered estimator name that built the trainer.
         options: The options it was built with (JSON-serialisable).
-        skip_options: Option names left out of the config (e.g. an ``embedding_net`` module that
-            the caller passes again when loading).
+        skip_options: Option names left out of the config (e.g. a custom ``embedding_net``
+            module that the caller passes again when loading, which then requires them).
+
+    Raises:
+        TypeError: an option is neither JSON nor a registered embedding net, naming it.
     """
     net = trained_network(trainer)
     if net is None:
@@ -63,6 +98,7 @@ def save_trainer(
     config = {
         "estimator": estimator,
         "options": _json_options(estimator, options),
+        "options_to_pass": sorted(skip_options),
         "trainer_class": f"{type(trainer).__module__}.{type(trainer).__qualname__}",
         "network_class": f"{type(net).__module__}.{type(net).__qualname__}",
     }
@@ -107,8 +143,18 @@ def load_trainer(folder: str | os.PathLike[str], prior: Distribution, **extra_op
         if not path.is_file():
             raise FileNotFoundError(f"no saved estimator in {folder}: {path.name} is missing")
     config = json.loads(config_path.read_text())
+    missing = [key for key in config.get("options_to_pass", ()) if key not in extra_options]
+    if missing:
+        given = ", ".join(f"{key}=..." for key in missing)
+        raise ValueError(
+            f"the saved estimator {config['estimator']!r} was trained with options that cannot "
+            f"be stored ({', '.join(missing)}: e.g. a custom embedding net); pass them again, "
+            f"built as for training: load_trainer(folder, prior, {given}) or "
+            f"StudyResult.load(folder, estimator_options={{...}})"
+        )
     payload = torch.load(weights_path, weights_only=True, map_location="cpu")
-    trainer = make_estimator(config["estimator"], prior, **{**config["options"], **extra_options})
+    options = resolve_embedding_nets(config["options"])
+    trainer = make_estimator(config["estimator"], prior, **{**options, **extra_options})
     net = build_network(trainer, payload["theta_example"], payload["x_example"])
     net.load_state_dict(payload["state_dict"])
     net.eval()

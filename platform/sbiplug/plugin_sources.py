@@ -43,6 +43,7 @@ _SPEC_CLASSES = {
     "EstimatorSpec": "estimators",
     "DiagnosticSpec": "diagnostics",
     "TargetSpec": "targets",
+    "EmbeddingNetSpec": "embedding_nets",
 }
 # One registry for the whole process, so the default warning filter shows each message once
 # however many plugin managers are created (tests, notebooks, a CLI command that resets it).

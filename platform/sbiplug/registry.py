@@ -1,15 +1,16 @@
 """Look up and build contributions by name: ``simulators()``, ``make_simulator(name)``, ...
 
-Options are checked against the factory's signature before anything is built, so a typo in an
-option name fails at once with the list of accepted options.
+Options are checked against the factory's signature and annotations before anything is built
+(:mod:`sbiplug.option_checks`): a typo in an option name fails at once with the closest name and
+the accepted options, a value of the wrong type or range with what was expected.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sbiplug.option_checks import check_call_options
 from sbiplug.plugins import get_plugin_manager
 from sbiplug.specs import (
     DiagnosticSpec,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build",
+    "check_options",
     "check_simulator_facts",
     "diagnostics",
     "estimators",
@@ -62,24 +64,19 @@ def targets() -> Mapping[str, TargetSpec]:
 
 
 def check_options(spec: Spec, factory: Any, options: Mapping[str, Any], **fixed: Any) -> None:
-    """Raise ``TypeError`` naming the spec when ``options`` do not fit ``factory``."""
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(**fixed, **options)
-    except TypeError as error:
-        accepted = [
-            name
-            for name, parameter in signature.parameters.items()
-            if name not in fixed
-            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        ]
-        raise TypeError(
-            f"{spec.kind} {spec.name!r} (plugin {spec.plugin!r}): {error}; accepted options: "
-            f"{', '.join(accepted) or 'none'}"
-        ) from None
+    """Raise :class:`~sbiplug.option_checks.InvalidOptionError` when ``options`` do not fit.
+
+    Names, required options, types and ranges are checked against ``factory``'s signature and
+    annotations (:func:`~sbiplug.option_checks.check_call_options`); ``fixed`` are the
+    arguments sbiplug passes itself (an estimator's ``prior``). The error is a ``TypeError``
+    and a ``ValueError``, and names the spec and its plugin.
+    """
+    check_call_options(
+        factory,
+        options,
+        owner=f"{spec.kind} {spec.name!r} (plugin {spec.plugin!r})",
+        fixed=fixed,
+    )
 
 
 def build(spec: Spec, options: Mapping[str, Any], **fixed: Any) -> Any:

@@ -32,7 +32,13 @@ from torch import Tensor
 
 from sbiplug import plotting
 from sbiplug.diagnostic import DiagnosticResult
-from sbiplug.inference_data import summarize, to_arviz
+from sbiplug.errors import UserError
+from sbiplug.inference_data import (
+    ConvergenceWarning,
+    convergence_problems,
+    summarize,
+    to_arviz,
+)
 from sbiplug.toolkit.atomic import atomic_folder
 from sbiplug.toolkit.names import default_parameter_names
 
@@ -43,9 +49,10 @@ if TYPE_CHECKING:
 
     from sbiplug.simulator import Simulator
 
-__all__ = ["RESULT_FILE", "StudyResult", "provenance_versions"]
+__all__ = ["RESULT_FILE", "ResultFileError", "StudyResult", "provenance_versions"]
 
 RESULT_FILE = "result.nc"
+REQUIRED_GROUPS = ("posterior", "observed_data")
 ESTIMATOR_FOLDER = "estimator"
 
 
@@ -230,11 +237,35 @@ class StudyResult:
                 return ranks.reshape(-1, len(self.parameter_names)) / float(num_samples)
         return None
 
-    def summary(self, observation: int = 0, **kwargs: Any) -> pd.DataFrame:
+    def summary(self, observation: int = 0, *, warn: bool = True, **kwargs: Any) -> pd.DataFrame:
         """ArviZ summary of the posterior of one observation: mean, sd, HDI, and R-hat and ESS
-        when there are several chains. ``kwargs`` go to ``az.summary``."""
+        when there are several chains. ``kwargs`` go to ``az.summary``.
+
+        With several chains, a :class:`~sbiplug.inference_data.ConvergenceWarning` says when
+        they disagree (R-hat > 1.01) or carry too few effective draws (bulk or tail ESS < 400),
+        the thresholds of Vehtari et al. (2021); ``warn=False`` keeps quiet.
+        """
+        posterior = self.posterior_of(observation)
+        problems = convergence_problems(posterior) if warn else []
+        if problems:
+            warnings.warn(
+                f"posterior of observation {observation}: {'; '.join(problems)}; the MCMC draws "
+                "are not to be trusted yet (run longer chains or more warmup)",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return summarize(posterior, **kwargs)
+
+    def posterior_of(self, observation: int = 0) -> xr.Dataset:
+        """The posterior draws of one observation: one variable per parameter, ``(chain,
+        draw)``."""
+        num_observations = self.samples.shape[0]
+        if not -num_observations <= observation < num_observations:
+            raise IndexError(
+                f"observation {observation} out of range: this result has {num_observations}"
+            )
         posterior = self.to_datatree()["posterior"].to_dataset().isel(observation=observation)
-        return summarize(posterior.drop_vars("observation"), **kwargs)
+        return posterior.drop_vars("observation")
 
     # -- plots --------------------------------------------------------------------------------
 
@@ -269,28 +300,49 @@ class StudyResult:
         Everything is written into a temporary sibling folder that is renamed into place at
         the end, so a crash never leaves a half-written result that loads. An existing result
         in ``folder`` is replaced.
+
+        An embedding net from :func:`sbiplug.make_embedding_net` is saved by its name and
+        options. Any other module is not: a warning says so here, and :meth:`load` needs it
+        again (``estimator_options={"embedding_net": ...}``) to rebuild the estimator.
         """
         folder = Path(folder)
         with atomic_folder(folder) as temporary:
             self.to_datatree().to_netcdf(temporary / RESULT_FILE)
             estimator_name = self.provenance.get("estimator", "custom")
             if self.estimator is not None and estimator_name != "custom":
+                from sbiplug.embedding_nets import UNSAVED_MODULE
                 from sbiplug.persistence import save_trainer
 
+                options = self.provenance.get("estimator_options", {})
+                unsaved = {
+                    key: value[UNSAVED_MODULE]
+                    for key, value in options.items()
+                    if isinstance(value, dict) and UNSAVED_MODULE in value
+                }
+                if unsaved:
+                    warnings.warn(_unsaved_warning(estimator_name, unsaved), stacklevel=2)
                 save_trainer(
                     self.estimator,
                     temporary / ESTIMATOR_FOLDER,
                     estimator=estimator_name,
-                    options=self.provenance.get("estimator_options", {}),
+                    options=options,
+                    skip_options=tuple(unsaved),
                 )
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], *, load_estimator: bool = True) -> StudyResult:
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        load_estimator: bool = True,
+        estimator_options: dict[str, Any] | None = None,
+    ) -> StudyResult:
         """Read a result written by :meth:`save`.
 
         The simulator is rebuilt by name and the estimator with ``torch.load(weights_only=True)``;
-        both are ``None`` when the study used custom objects.
+        both are ``None`` when the study used custom objects. ``estimator_options`` are options
+        that could not be saved (a custom ``embedding_net`` module, built as for training).
         """
         import xarray as xr
 
@@ -298,13 +350,36 @@ class StudyResult:
         path = folder / RESULT_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{str(folder)!r} holds no saved study result ({RESULT_FILE})")
-        with xr.open_datatree(path) as opened:
-            tree = opened.load()
-        return cls.from_datatree(tree, folder=folder if load_estimator else None)
+        try:
+            with xr.open_datatree(path) as opened:
+                tree = opened.load()
+        except Exception as error:  # netCDF/HDF5 raise OSError, ValueError, ... on bad bytes
+            reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+            raise ResultFileError(
+                f"not a sbiplug result: {str(path)!r} cannot be read as netCDF "
+                f"(truncated or corrupt? {reason})"
+            ) from None
+        _check_layout(tree, path)
+        try:
+            return cls.from_datatree(
+                tree,
+                folder=folder if load_estimator else None,
+                estimator_options=estimator_options,
+            )
+        except (KeyError, ValueError, IndexError) as error:  # a group or variable is damaged
+            raise ResultFileError(
+                f"not a sbiplug result: {str(path)!r} is damaged ({type(error).__name__}: {error})"
+            ) from None
 
     @classmethod
-    def from_datatree(cls, tree: xr.DataTree, folder: Path | None = None) -> StudyResult:
-        """Rebuild a result from :meth:`to_datatree`; the estimator comes from ``folder``."""
+    def from_datatree(
+        cls,
+        tree: xr.DataTree,
+        folder: Path | None = None,
+        estimator_options: dict[str, Any] | None = None,
+    ) -> StudyResult:
+        """Rebuild a result from :meth:`to_datatree`; the estimator comes from ``folder``
+        (``estimator_options``: those it could not store, see :meth:`load`)."""
         provenance = json.loads(tree.attrs["provenance"])
         names = json.loads(tree.attrs["parameter_names"])
         posterior = tree["posterior"].to_dataset()
@@ -341,7 +416,9 @@ class StudyResult:
             from sbiplug.persistence import load_trainer
 
             try:
-                estimator = load_trainer(folder / ESTIMATOR_FOLDER, simulator.prior)
+                estimator = load_trainer(
+                    folder / ESTIMATOR_FOLDER, simulator.prior, **(estimator_options or {})
+                )
             except Exception as error:  # the data must load even where the estimator cannot
                 warnings.warn(f"could not load the estimator: {error}", stacklevel=2)
         return cls(
@@ -366,6 +443,46 @@ class StudyResult:
             f"observations={num_observations}, chains={num_chains}, draws={num_draws}, "
             f"diagnostics={list(self.diagnostics)})"
         )
+
+
+class ResultFileError(UserError, ValueError):
+    """A result file that is not a readable sbiplug result: corrupt, truncated or foreign."""
+
+
+def _check_layout(tree: xr.DataTree, path: Path) -> None:
+    """Raise :class:`ResultFileError` unless ``tree`` has what :meth:`StudyResult.load` reads."""
+    where = f"not a sbiplug result: {str(path)!r}"
+    if tree.attrs.get("created_by") != "sbiplug":
+        raise ResultFileError(f"{where} was not written by sbiplug (no created_by = 'sbiplug')")
+    for attribute in ("provenance", "parameter_names"):
+        try:
+            json.loads(tree.attrs[attribute])
+        except (KeyError, TypeError, ValueError):
+            raise ResultFileError(f"{where} lacks a readable {attribute!r} attribute") from None
+    groups = set(tree.children)
+    for group in REQUIRED_GROUPS:
+        if group not in groups:
+            raise ResultFileError(
+                f"{where} has no {group!r} group (it has: {', '.join(sorted(groups)) or 'none'})"
+            )
+    names = json.loads(tree.attrs["parameter_names"])
+    variables = set(tree["posterior"].to_dataset().data_vars)
+    missing = [name for name in names if name not in variables]
+    if missing:
+        raise ResultFileError(f"{where}: its 'posterior' group lacks parameters {missing}")
+
+
+def _unsaved_warning(estimator: str, unsaved: dict[str, str]) -> str:
+    from sbiplug.embedding_nets import embedding_nets
+
+    listed = ", ".join(f"{key} ({cls})" for key, cls in unsaved.items())
+    again = ", ".join(f"{key!r}: ..." for key in unsaved)
+    return (
+        f"estimator {estimator!r}: {listed} is a module built outside sbiplug's registry and is "
+        f"not saved; StudyResult.load needs it again, built as for training: "
+        f"StudyResult.load(folder, estimator_options={{{again}}}). To save it by name, build it "
+        f"with sbiplug.make_embedding_net (registered: {', '.join(sorted(embedding_nets()))})"
+    )
 
 
 def _rebuild_simulator(provenance: dict[str, Any]) -> Simulator | None:

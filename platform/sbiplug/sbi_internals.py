@@ -9,8 +9,7 @@ place, and ``tests/platform/test_sbi_internals.py`` says which name went missing
 What it offers:
 
 - **Network access**: :func:`trained_network`, :func:`is_trainer`, :func:`build_network`,
-  :func:`set_network_builder`, :func:`install_network` (persistence rebuilds a network with the
-  trainer's own builder and installs it).
+  :func:`set_network_builder`, :func:`install_network`.
 - **Trainer state**: :func:`trainer_device`, :func:`trainer_prior`, :func:`shows_progress_bars`,
   :func:`resolve_prior`, :func:`resolve_estimator`, :func:`set_latest_posterior`.
 - **Custom training loops**: the mixin :class:`TrainingHooks` (put it before the sbi trainer in
@@ -18,9 +17,9 @@ What it offers:
   ``on_train_start``, ``train_epoch``, ``validate_epoch``, ``training_losses`` and
   ``validation_losses``; :class:`SingleRoundPosteriorTrainer` is the base of posterior trainers
   without a proposal-corrected loss (CMPE).
-- **Estimators and posteriors**: :func:`check_condition_shape`, :func:`check_input_shape`,
-  :func:`broadcast_and_align` (sbi's shape checks of ``ConditionalEstimator``) and
-  :func:`set_posterior_purpose` (the description a posterior prints).
+- **Console and shapes**: :func:`training_console` (sbi's epoch counter as a tqdm bar on
+  stderr), :func:`check_condition_shape`, :func:`check_input_shape`,
+  :func:`broadcast_and_align`, :func:`set_posterior_purpose`.
 
 :data:`SBI_PRIVATE_API` and :data:`SBI_PRIVATE_SIGNATURES` list every private sbi name used
 here; the seam test checks them against the installed sbi.
@@ -28,7 +27,12 @@ here; the seam test checks them against the installed sbi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import io
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -60,6 +64,7 @@ __all__ = [
     "trained_network",
     "trainer_device",
     "trainer_prior",
+    "training_console",
 ]
 
 NetworkBuilder = Callable[[Tensor, Tensor], nn.Module]
@@ -80,6 +85,8 @@ SBI_PRIVATE_API: dict[str, tuple[str, ...]] = {
         "_train_epoch",
         "_validate_epoch",
         "_get_losses",
+        "_maybe_show_progress",
+        "_report_convergence_at_end",
     ),
     "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer": (
         "_build_neural_net",
@@ -124,6 +131,12 @@ SBI_PRIVATE_SIGNATURES: dict[str, tuple[str, ...]] = {
         "self",
         "retrain_from_scratch",
         "start_idx",
+    ),
+    "sbi.inference.trainers.base.NeuralInference._maybe_show_progress": ("show", "epoch"),
+    "sbi.inference.trainers.base.NeuralInference._report_convergence_at_end": (
+        "self",
+        "epoch",
+        "max_num_epochs",
     ),
     "sbi.inference.trainers.npe.npe_base.PosteriorEstimatorTrainer._log_prob_proposal_posterior": (
         "self",
@@ -278,6 +291,84 @@ def broadcast_and_align(
 def set_posterior_purpose(posterior: Any, text: str) -> None:
     """Set the sentence an sbi posterior prints after its type (``print(posterior)``)."""
     posterior._purpose = text
+
+
+# --------------------------------------------------------------------------------- console
+
+_logger = logging.getLogger("sbiplug")
+
+
+class _EpochBar:
+    """Stands in for sbi's ``_maybe_show_progress(show, epoch)``: one tqdm bar per ``train()``."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.bar: Any = None
+
+    def __call__(self, show: bool, epoch: int) -> None:
+        if not show:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(desc="Training", unit="epoch", initial=epoch - 1, leave=True)
+        self.bar.update(epoch - self.bar.n)
+        losses = getattr(self.trainer, "summary", {}).get("validation_loss") or ()
+        if losses:
+            self.bar.set_postfix(validation_loss=f"{losses[-1]:.4g}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _stacklevel_outside() -> int:
+    """The ``stacklevel`` of the first caller outside sbi, sbiplug and its plugins."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("sbi"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+@contextlib.contextmanager
+def training_console(trainer: Any) -> Iterator[None]:
+    """Inside, ``trainer.train()`` shows its epochs as a tqdm bar on stderr, not on stdout.
+
+    sbi prints ``Training neural network. Epochs trained: N`` and the convergence note to
+    stdout, where they mix with a program's output; here the counter drives a tqdm bar (shown
+    when the trainer's ``show_progress_bars`` is on, like sbi's own bars) and the note goes to
+    the ``sbiplug`` logger at INFO level. Trainers without sbi's loop are left alone.
+
+    Arguments:
+        trainer: An sbi trainer (``NeuralInference``), before ``train()``.
+    """
+    cls = type(trainer)
+    if not (hasattr(cls, "_maybe_show_progress") and hasattr(cls, "_report_convergence_at_end")):
+        yield
+        return
+    bar = _EpochBar(trainer)
+
+    def report_convergence(epoch: int, max_num_epochs: int) -> None:
+        bar.close()
+        printed = io.StringIO()
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+            warnings.simplefilter("always")
+            cls._report_convergence_at_end(trainer, epoch, max_num_epochs)
+        if printed.getvalue().strip():
+            _logger.info(printed.getvalue().strip())
+        for warning in caught:  # sbi's "not converged": point at the caller, not at this seam
+            warnings.warn(warning.message, warning.category, stacklevel=_stacklevel_outside())
+
+    # instance attributes shadow the class's methods for this trainer only
+    trainer._maybe_show_progress = bar
+    trainer._report_convergence_at_end = report_convergence
+    try:
+        yield
+    finally:
+        bar.close()
+        for name in ("_maybe_show_progress", "_report_convergence_at_end"):
+            trainer.__dict__.pop(name, None)
 
 
 # -------------------------------------------------------------------- custom training loops

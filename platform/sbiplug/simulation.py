@@ -5,20 +5,19 @@ prior and its data from the simulator with seeds spawned from the study seed by 
 :class:`~numpy.random.SeedSequence`, so each chunk is fixed by ``(seed, chunk_size, i)`` alone:
 running the chunks in a loop, in joblib processes or on a dask.distributed cluster gives the
 same simulations bit for bit. With a folder, each chunk is written atomically (temporary file,
-then :func:`os.replace`) as it finishes, next to a manifest of the settings; a later run with
-the same settings loads the finished chunks and simulates only the missing ones, so a killed
-run loses nothing and duplicates nothing. Rows whose data hold NaN or inf are dropped with a
-warning that counts them.
+then :func:`os.replace`) as it finishes, with a sha256 sidecar, next to a manifest of what
+determines the simulations (see :mod:`sbiplug.ledger`); a later run whose manifest matches loads
+the verified chunks and simulates only the missing or corrupt ones, so a killed run loses nothing
+and duplicates nothing. Rows whose data hold NaN or inf are dropped with a warning that counts
+them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,13 +25,21 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from sbiplug.ledger import (
+    MANIFEST_FORMAT,
+    ChunkStore,
+    CorruptChunkWarning,
+    SimulationFolderError,
+    load_finished_chunks,
+    simulator_identity,
+)
 from sbiplug.simulator import Simulator, SimulatorOutputError
-from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
 from sbiplug.toolkit.names import default_parameter_names
 from sbiplug.toolkit.rng import seeded
 
 __all__ = [
     "EXECUTORS",
+    "CorruptChunkWarning",
     "FunctionSimulator",
     "InvalidSimulationWarning",
     "SimulationFolderError",
@@ -42,16 +49,10 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "joblib", "dask")
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 
 
 class InvalidSimulationWarning(UserWarning):
     """Some simulations returned NaN or inf and were excluded from training."""
-
-
-class SimulationFolderError(ValueError):
-    """A simulation folder holds chunks of a study with different settings."""
 
 
 @dataclass
@@ -187,45 +188,6 @@ def simulate_chunk(simulator: Simulator, theta: np.ndarray, seed: int) -> np.nda
     return x.detach().cpu().numpy()
 
 
-class ChunkStore:
-    """Finished chunks in a folder: ``chunk_<index>.npz`` files plus ``manifest.json``."""
-
-    def __init__(self, folder: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / MANIFEST
-        if path.exists():
-            stored = json.loads(path.read_text())
-            differing = [key for key in manifest if stored.get(key) != manifest[key]]
-            if differing:
-                details = "; ".join(
-                    f"{key}: stored {stored.get(key)!r}, now {manifest[key]!r}" for key in differing
-                )
-                raise SimulationFolderError(
-                    f"simulation folder {str(self.folder)!r} holds chunks of a different study "
-                    f"({details}); use another folder or delete it"
-                )
-        else:
-            atomic_write_text(path, json.dumps(manifest, indent=2))
-
-    def path(self, index: int) -> Path:
-        return self.folder / f"chunk_{index:06d}.npz"
-
-    def finished(self) -> set[int]:
-        return {int(p.stem.split("_")[1]) for p in self.folder.glob("chunk_*.npz") if p.is_file()}
-
-    def save(self, index: int, theta: np.ndarray, x: np.ndarray) -> None:
-        def write(temporary: Path) -> None:
-            with open(temporary, "wb") as file:
-                np.savez(file, theta=theta, x=x)
-
-        atomic_write(self.path(index), write)
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(self.path(index), allow_pickle=False) as data:
-            return data["theta"], data["x"]
-
-
 def _run_local(simulator, tasks) -> Iterator[tuple[int, np.ndarray]]:
     for index, theta, seed in tasks:
         yield index, simulate_chunk(simulator, theta, seed)
@@ -285,6 +247,7 @@ def simulate_training_set(
     *,
     seed: int,
     options: SimulationOptions | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> Simulations:
     """Draw ``num_simulations`` parameters from the prior and simulate them, chunk by chunk.
 
@@ -293,6 +256,9 @@ def simulate_training_set(
         num_simulations: Rows to simulate, NaN/inf rows included.
         seed: The seed every chunk's seeds are spawned from.
         options: Chunking, executor and checkpoint folder.
+        identity: The simulator's manifest fields (:func:`sbiplug.ledger.simulator_identity`,
+            which a :class:`~sbiplug.Study` fills with the registered name and options);
+            computed from ``simulator`` alone when absent. Used only with a folder.
 
     Returns:
         The valid rows; ``num_invalid`` counts those dropped for NaN or inf.
@@ -305,29 +271,21 @@ def simulate_training_set(
         store = ChunkStore(
             options.folder,
             {
-                "format": FORMAT_VERSION,
-                "simulator": simulator.name,
+                "format": MANIFEST_FORMAT,
+                **(identity if identity is not None else simulator_identity(simulator)),
                 "num_parameters": simulator.num_parameters,
                 "observation_shape": list(simulator.observation_shape),
+                "seed": seed,
                 "num_simulations": num_simulations,
                 "chunk_size": options.chunk_size,
-                "seed": seed,
+                "num_chunks": len(sizes),
             },
         )
     thetas = [
         simulator.sample_prior(size, seed=prior_seed).numpy().astype(np.float32)
         for size, (prior_seed, _) in zip(sizes, seeds, strict=True)
     ]
-    xs: dict[int, np.ndarray] = {}
-    if store is not None:
-        for index in sorted(store.finished() & set(range(len(sizes)))):
-            stored_theta, stored_x = store.load(index)
-            if not np.array_equal(stored_theta, thetas[index]):
-                raise SimulationFolderError(
-                    f"chunk {index} in {str(store.folder)!r} was drawn from a different prior; "
-                    "use another folder or delete it"
-                )
-            xs[index] = stored_x
+    xs = {} if store is None else load_finished_chunks(store, thetas, simulator.name)
     num_resumed = sum(sizes[i] for i in xs)
     tasks = [(i, thetas[i], seeds[i][1]) for i in range(len(sizes)) if i not in xs]
     if tasks:

@@ -18,6 +18,7 @@ from sbiplug.errors import FactoryImportError
 __all__ = [
     "MANIFOLDS",
     "DiagnosticSpec",
+    "EmbeddingNetSpec",
     "EstimatorSpec",
     "SimulatorSpec",
     "Spec",
@@ -214,9 +215,21 @@ class TargetSpec(Spec):
     kind = "target"
 
 
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingNetSpec(Spec):
+    """A summary (embedding) network: ``factory(**options) -> torch.nn.Module``.
+
+    Options are JSON values, so a trained estimator that uses the network is saved as its
+    weights plus ``{"name": ..., "options": ...}`` and rebuilt by name when loaded.
+    """
+
+    kind = "embedding_net"
+
+
 SPEC_KINDS: dict[str, type[Spec]] = {
     "simulators": SimulatorSpec,
     "estimators": EstimatorSpec,
     "diagnostics": DiagnosticSpec,
     "targets": TargetSpec,
+    "embedding_nets": EmbeddingNetSpec,
 }

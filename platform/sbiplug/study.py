@@ -16,7 +16,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,22 +24,38 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from sbiplug.diagnostic import DiagnosticContext, DiagnosticResult
+from sbiplug.embedding_nets import (
+    UNSAVED_MODULE,
+    describe_embedding_net,
+    resolve_embedding_nets,
+)
 from sbiplug.inference_data import draw_posterior_samples, posterior_log_prob
+from sbiplug.ledger import simulator_identity
+from sbiplug.option_checks import check_call_options
 from sbiplug.plugins import get_plugin_manager
 from sbiplug.registry import build, check_options, make_diagnostic, make_simulator
 from sbiplug.registry import diagnostics as diagnostic_specs
 from sbiplug.results import StudyResult, provenance_versions
+from sbiplug.sbi_internals import training_console
 from sbiplug.simulation import FunctionSimulator, SimulationOptions, simulate_training_set
 from sbiplug.simulator import Simulator, SimulatorOutputError
+from sbiplug.specs import SpecError
+from sbiplug.study_inputs import (
+    SmallBudgetWarning,
+    StudyError,
+    check_folder,
+    check_observations,
+    check_simulated_observations,
+    check_training_set,
+    check_true_parameters,
+    warn_small_budget,
+)
 from sbiplug.toolkit.rng import seeded
+from sbiplug.toolkit.validation import OptionError
 
-__all__ = ["Study", "StudyError"]
+__all__ = ["SmallBudgetWarning", "Study", "StudyError"]
 
 STAGES = ("simulation", "observations", "training", "sampling", "predictive", "diagnostics")
-
-
-class StudyError(ValueError):
-    """A study is misconfigured; raised before any long work starts."""
 
 
 def _stage_seeds(seed: int) -> dict[str, int]:
@@ -76,7 +91,9 @@ class Study:
         posterior_options: Keyword arguments of ``trainer.build_posterior``.
         simulation: Chunking, executor and checkpoint folder of the simulations.
         folder: The study folder; simulations are checkpointed in ``folder/simulations`` unless
-            ``simulation.folder`` says otherwise.
+            ``simulation.folder`` says otherwise. A run continues the finished chunks there
+            only if the folder's manifest matches this study (:mod:`sbiplug.ledger`), and
+            raises :class:`~sbiplug.simulation.SimulationFolderError` naming what differs.
         show_progress_bars: Whether long work shows progress bars.
     """
 
@@ -102,14 +119,18 @@ class Study:
             raise StudyError(f"num_simulations must be at least 2, got {num_simulations}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise StudyError(f"seed must be a non-negative int, got {seed!r}")
+        warn_small_budget(num_simulations)
         self.num_simulations = num_simulations
         self.seed = seed
         self.simulator_options = dict(simulator_options or {})
-        self.estimator_options = dict(estimator_options or {})
+        try:  # embedding nets given as {name, options} tables become modules
+            self.estimator_options = resolve_embedding_nets(estimator_options or {})
+        except (TypeError, ValueError, KeyError) as error:
+            raise StudyError(f"estimator_options: {error}") from None
         self.train_options = dict(train_options or {})
         self.posterior_options = dict(posterior_options or {})
         self.show_progress_bars = show_progress_bars
-        self.folder = None if folder is None else Path(folder)
+        self.folder = check_folder(folder)
         simulation = simulation or SimulationOptions(show_progress_bars=show_progress_bars)
         if not isinstance(simulation, SimulationOptions):
             raise StudyError(
@@ -132,7 +153,15 @@ class Study:
 
     def _resolve_simulator(self, simulator: Any) -> tuple[Simulator, str | None]:
         if isinstance(simulator, str):
-            return make_simulator(simulator, **self.simulator_options), simulator
+            try:
+                return make_simulator(simulator, **self.simulator_options), simulator
+            except SpecError:
+                raise  # the plugin's spec is wrong, not the study
+            except (OptionError, ValueError) as error:  # the constructor refused an option
+                message = str(error)
+                if not message.startswith(f"simulator {simulator!r}"):
+                    message = f"simulator {simulator!r}: {message}"
+                raise StudyError(message) from None
         if self.simulator_options:
             raise StudyError("simulator_options apply only to a simulator given by name")
         if isinstance(simulator, Simulator):
@@ -166,6 +195,15 @@ class Study:
                 raise StudyError(str(error)) from None
             return spec, factory, estimator
         if callable(estimator):
+            try:
+                check_call_options(
+                    estimator,
+                    self.estimator_options,
+                    owner="estimator factory",
+                    fixed={"prior": self.simulator.prior},
+                )
+            except TypeError as error:
+                raise StudyError(str(error)) from None
             return None, estimator, None
         raise StudyError(
             "estimator must be a registered name or a trainer factory, "
@@ -186,7 +224,10 @@ class Study:
                 check_options(spec, spec.load(), options)
                 make_diagnostic(name, **options)  # constructors check their option values
             except (TypeError, ValueError) as error:
-                raise StudyError(f"diagnostic {name!r}: {error}") from None
+                message = str(error)
+                if not message.startswith(f"diagnostic {name!r}"):
+                    message = f"diagnostic {name!r}: {message}"
+                raise StudyError(message) from None
         for name, spec in specs.items():
             if spec.automatic and name not in requested:
                 requested[name] = {"_automatic": True}
@@ -207,20 +248,11 @@ class Study:
             if function is None:
                 raise StudyError(f"{label}: the trainer has no {method}() method")
             try:
-                signature = inspect.signature(function)
-            except (TypeError, ValueError):
-                continue
-            try:
-                signature.bind_partial(**options)
-            except TypeError as error:
-                accepted = ", ".join(
-                    name
-                    for name, p in signature.parameters.items()
-                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                check_call_options(
+                    function, options, owner=f"{label}: {key} do not fit {method}()", partial=True
                 )
-                raise StudyError(
-                    f"{label}: {key} do not fit {method}(): {error}; accepted: {accepted}"
-                ) from None
+            except TypeError as error:
+                raise StudyError(str(error)) from None
 
     def _dry_run(self) -> None:
         """Simulate two rows so a wrong output shape fails now, not after hours."""
@@ -302,25 +334,9 @@ class Study:
     ) -> tuple[Tensor, Tensor | None]:
         simulator = self.simulator
         if true_parameters is not None:
-            true_parameters = torch.as_tensor(true_parameters, dtype=torch.float32)
-            if true_parameters.ndim == 1:
-                true_parameters = true_parameters.unsqueeze(0)
-            if true_parameters.ndim != 2 or true_parameters.shape[1] != simulator.num_parameters:
-                raise StudyError(
-                    f"true_parameters must have shape (n, {simulator.num_parameters}) for "
-                    f"parameters {list(simulator.parameter_names)}, got "
-                    f"{tuple(true_parameters.shape)}"
-                )
+            true_parameters = check_true_parameters(simulator, true_parameters)
         if observations is not None:
-            observations = torch.as_tensor(observations, dtype=torch.float32)
-            shape = tuple(simulator.observation_shape)
-            if tuple(observations.shape) == shape:
-                observations = observations.unsqueeze(0)
-            if tuple(observations.shape[1:]) != shape:
-                raise StudyError(
-                    f"observations must have shape (n, {', '.join(map(str, shape))}), got "
-                    f"{tuple(observations.shape)}"
-                )
+            observations = check_observations(simulator, observations)
             if true_parameters is not None and len(true_parameters) != len(observations):
                 raise StudyError(
                     f"{len(true_parameters)} true_parameters for {len(observations)} observations"
@@ -334,7 +350,8 @@ class Study:
             if num_observations < 1:
                 raise StudyError(f"num_observations must be positive, got {num_observations}")
             true_parameters = simulator.sample_prior(num_observations, seed=seed)
-        return simulator.simulate(true_parameters, seed=seed), true_parameters
+        simulated = simulator.simulate(true_parameters, seed=seed)
+        return check_simulated_observations(simulator, simulated), true_parameters
 
     # -- the workflow -------------------------------------------------------------------------
 
@@ -385,16 +402,28 @@ class Study:
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
+        identity = None
+        if self.simulation.folder is not None:  # what the folder's manifest must match
+            identity = {
+                **simulator_identity(self.simulator, self.simulator_name, self.simulator_options),
+                "study_seed": self.seed,  # the chunks' seed is derived from it: name both
+            }
         simulations = simulate_training_set(
-            self.simulator, self.num_simulations, seed=seeds["simulation"], options=self.simulation
+            self.simulator,
+            self.num_simulations,
+            seed=seeds["simulation"],
+            options=self.simulation,
+            identity=identity,
         )
         timings["simulation"] = time.perf_counter() - start
+        check_training_set(self.simulator, len(simulations.theta), self.num_simulations)
 
         start = time.perf_counter()
         with seeded(seeds["training"]):
             trainer = self._build_trainer()
             trainer.append_simulations(simulations.theta, simulations.x)
-            network = trainer.train(**self.train_options)
+            with training_console(trainer):
+                network = trainer.train(**self.train_options)
             posterior = trainer.build_posterior(**self.posterior_options)
         timings["training"] = time.perf_counter() - start
 
@@ -504,4 +533,6 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, torch.nn.Module):  # a registered embedding net is saved by its spec
+        return describe_embedding_net(value) or {UNSAVED_MODULE: type(value).__qualname__}
     return repr(value)

@@ -3,41 +3,34 @@
 A study file (all keys but the simulator optional)::
 
     seed = 0
-    num_simulations = 10000
-    num_posterior_samples = 1000
-    num_predictive_draws = 100
-    show_progress_bars = true
+    num_simulations = 10000                       # also num_posterior_samples, ...
     diagnostics = ["sbc", "c2st_reference"]      # or a table: [diagnostics.sbc] num_sbc_runs = 200
 
     [simulator]                                   # or simulator = "two_moons"
     name = "two_moons"
-    options = {}
 
     [estimator]                                   # or estimator = "npe"
     name = "npe"
-    options = { density_estimator = "nsf" }       # factory options
-    train = { max_num_epochs = 100 }              # trainer.train(...)
-    posterior = {}                                # trainer.build_posterior(...)
+    options = { density_estimator = "nsf" }       # factory options; also train = {...}
 
     [observations]                                # at most one of the first two
     values = [[0.1, 0.2]]                         # observed data, one row per observation
     true_parameters = [[0.0, 0.5]]                # simulate the observations from these
     num_observations = 1                          # else: draw this many from the prior
 
-    [simulation]
-    chunk_size = 1000
+    [simulation]                                  # chunk_size, num_workers, address (dask)
     executor = "local"                            # "local", "joblib" or "dask"
-    num_workers = 1
-    address = "tcp://scheduler:8786"              # dask only; default: a local cluster
 
-Errors name the key and what was expected, and print without a traceback.
+Every key: docs/guide/cli.md. Errors name the key and what was expected, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
+import difflib
+import math
+import sys
 import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -46,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from sbiplug.errors import UserError
-from sbiplug.toolkit.atomic import atomic_write_text
+from sbiplug.report import format_report, write_report
+from sbiplug.run_folder import check_run_folder, move_aside
 
 __all__ = ["StudyConfig", "format_report", "load_study_config", "register"]
 
 RESULT_FOLDER = "result"
 SIMULATION_FOLDER = "simulations"
-FIGURE_FOLDER = "figures"
-SUMMARY_FILE = "summary.txt"
+MINIMAL_STUDY = 'simulator = "two_moons"'
 
 
 # -- validation of the TOML document ----------------------------------------------------------
@@ -106,6 +99,10 @@ def _matrix(source: str, key: str, value: Any) -> list[list[float]]:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
         ):
             raise _fail(source, key, "an array of numbers or an array of such arrays", value)
+        if len(row) != len(rows[0]):
+            raise _fail(source, key, f"rows of equal length ({len(rows[0])})", value)
+        if not all(math.isfinite(v) for v in row):  # TOML spells nan and inf
+            raise _fail(source, key, "finite numbers (no nan or inf)", value)
     return rows
 
 
@@ -149,7 +146,11 @@ def _section(
     for name, item in table.items():
         full = f"{key}.{name}" if key else name
         if name not in fields:
-            raise UserError(f"{source}: unknown key {full!r}; expected one of: {', '.join(fields)}")
+            close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(
+                f"{source}: unknown key {full!r}; expected one of: {', '.join(fields)}{hint}"
+            )
         checked[name] = fields[name](source, full, item)
     return checked
 
@@ -249,54 +250,29 @@ def load_study_config(path: str | Path) -> StudyConfig:
     path = Path(path)
     source = str(path)
     try:
-        document = tomllib.loads(path.read_text())
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"study file {source!r} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"study file {source!r} is a folder, not a TOML file") from None
+    except PermissionError:
+        raise UserError(f"study file {source!r} cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not a TOML file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{source}: not valid TOML: {error}") from None
-    return StudyConfig(source, _section(source, "", document, SCHEMA))
-
-
-# -- reporting --------------------------------------------------------------------------------
-
-
-def format_report(result: Any, max_observations: int = 3) -> str:
-    """The text summary of a study result: provenance, posterior tables, diagnostics."""
-    provenance = result.provenance
-    lines = [
-        f"sbiplug study: simulator {provenance.get('simulator')!r}, "
-        f"estimator {provenance.get('estimator')!r}, seed {provenance.get('seed')}",
-        f"simulations: {provenance.get('num_simulations')} "
-        f"({provenance.get('num_invalid_simulations', 0)} invalid, excluded; "
-        f"{provenance.get('num_resumed_simulations', 0)} loaded from finished chunks)",
-    ]
-    if provenance.get("epochs_trained") is not None:
-        lines.append(f"training: {provenance['epochs_trained']} epochs")
-    timings = provenance.get("timings_s", {})
-    if timings:
-        lines.append(
-            "wall time (s): "
-            + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in timings.items())
+    if not document:
+        raise UserError(
+            f"{source}: the study file is empty; the smallest valid study file is the line "
+            f"{MINIMAL_STUDY!r} ('sbiplug list simulators' shows the names)"
         )
-    num_observations = result.samples.shape[0]
-    for index in range(min(num_observations, max_observations)):
-        lines += ["", f"posterior of observation {index}:", result.summary(index).to_string()]
-    if num_observations > max_observations:
-        lines.append(f"... and {num_observations - max_observations} more observations")
-    if result.diagnostics:
-        lines += ["", "diagnostics:"]
-        for name, diagnostic in result.diagnostics.items():
-            verdict = {True: "passed", False: "FAILED", None: "-"}[diagnostic.passed]
-            lines.append(f"  {name:<16} {verdict:<7} {diagnostic.message}")
-    return "\n".join(lines) + "\n"
-
-
-def write_report(result: Any, folder: Path) -> tuple[Path, list[Path]]:
-    """Write ``summary.txt`` and the PNG figures into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    summary = atomic_write_text(folder / SUMMARY_FILE, format_report(result))
-    figures = result.save_figures(folder / FIGURE_FOLDER)
-    return summary, figures
+    config = StudyConfig(source, _section(source, "", document, SCHEMA))
+    if "simulator" not in config.values:
+        raise UserError(
+            f"{source}: key 'simulator' is missing: name the simulator to study, e.g. "
+            f"{MINIMAL_STUDY!r} ('sbiplug list simulators' shows the names)"
+        )
+    return config
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -305,14 +281,19 @@ def write_report(result: Any, folder: Path) -> tuple[Path, list[Path]]:
 @contextlib.contextmanager
 def _library_warnings_hidden(verbose: bool) -> Iterator[None]:
     """Show sbiplug's own warnings (invalid simulations, skipped plugins); hide the libraries'
-    advice (convergence, deprecations) unless ``--verbose``."""
+    advice (convergence, deprecations) unless ``--verbose``. sbiplug's log records go to
+    stderr (INFO ones too with ``--verbose``)."""
+    from sbiplug.console import cli_logging
     from sbiplug.errors import SbiplugPluginWarning
-    from sbiplug.simulation import InvalidSimulationWarning
+    from sbiplug.simulation import CorruptChunkWarning, InvalidSimulationWarning
+    from sbiplug.study_inputs import SmallBudgetWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cli_logging(verbose):
         if not verbose:
             warnings.simplefilter("ignore")
+            warnings.simplefilter("default", SmallBudgetWarning)
             warnings.simplefilter("default", InvalidSimulationWarning)
+            warnings.simplefilter("default", CorruptChunkWarning)
             warnings.simplefilter("default", SbiplugPluginWarning)
         yield
 
@@ -324,14 +305,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_study_config(args.study)
     out = Path(args.out) if args.out else Path(Path(args.study).stem + "-output")
-    simulations = out / SIMULATION_FOLDER
-    if simulations.exists() and not args.resume:
-        shutil.rmtree(simulations)  # a fresh run; --resume keeps the finished chunks
+    check_run_folder(out, resume=args.resume, overwrite=args.overwrite)
     try:
         with _library_warnings_hidden(args.verbose):
             study = config.build(folder=out, show_progress_bars=False if args.quiet else None)
+            moved = move_aside(out) if args.overwrite else None
+            if moved is not None:
+                print(f"sbiplug: moved the previous work in {out} to {moved}", file=sys.stderr)
             result = study.run(**config.run_options())
-    except (StudyError, SimulationFolderError, SimulatorOutputError) as error:
+    except SimulationFolderError as error:
+        raise UserError(
+            f"{config.source}: cannot resume: {error}, or pass --overwrite to move it aside"
+        ) from None
+    except (StudyError, SimulatorOutputError) as error:
         raise UserError(f"{config.source}: {error}") from None
     result.save(out / RESULT_FOLDER)
     summary, figures = write_report(result, out)
@@ -360,6 +346,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         summary, figures = write_report(result, out)
     print(summary.read_text(), end="")
     print("\nfigures: " + ", ".join(str(path) for path in figures))
+    if args.html:
+        from sbiplug.html_report import HTML_FILE, write_html
+
+        with _library_warnings_hidden(verbose=False):
+            print(f"html: {write_html(result, out / HTML_FILE)}")
     return 0
 
 
@@ -369,7 +360,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("study", help="the study file (TOML)")
     run.add_argument("--out", help="output folder (default: <study>-output)")
     run.add_argument(
-        "--resume", action="store_true", help="reuse the finished simulation chunks in --out"
+        "--resume",
+        action="store_true",
+        help="continue the finished work in --out (refused unless its settings match)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move the finished work in --out aside to <out>.old-<timestamp>, then start afresh",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--verbose", action="store_true", help="show the libraries' warnings too")
@@ -378,4 +376,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser("report", help="summarise a study result and draw its figures")
     report.add_argument("folder", help="a folder written by 'sbiplug run' (or its result/)")
     report.add_argument("--figures", help="where to write summary and figures (default: folder)")
+    report.add_argument(
+        "--html", action="store_true", help="also write report.html, one self-contained page"
+    )
     report.set_defaults(func=_cmd_report)

@@ -2,12 +2,13 @@
 
 Everything a plugin needs beyond the top-level ``sbiplug`` API is imported from here
 (``from sbiplug.toolkit import check_positive_int, Standardize``); the submodules are the
-implementation. Importing this package is cheap: each name loads its module (and torch, NumPy
-or matplotlib where it needs them) on first use.
+implementation. Each name loads its module (and torch, NumPy, matplotlib) on first use.
 
 - Validation (:mod:`~sbiplug.toolkit.validation`): :class:`OptionError`, :func:`check_int`,
   :func:`check_positive_int`, :func:`check_float`, :func:`check_positive`,
-  :func:`check_probability`.
+  :func:`check_probability`; ranges declared in annotations (:mod:`~sbiplug.toolkit.constraints`):
+  :class:`Interval`, :data:`Positive`, :data:`NonNegative`, :data:`Probability`,
+  :data:`Unconstrained`.
 - Random numbers (:mod:`~sbiplug.toolkit.rng`): :data:`SeedLike`, :func:`as_generator`,
   :func:`seeded`, :func:`derive_seed`, :func:`ensure_seed`, :func:`seed_all`.
 - Standardisation (:mod:`~sbiplug.toolkit.standardize`): :class:`Standardize`,
@@ -32,6 +33,13 @@ from sbiplug.toolkit.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sbiplug.toolkit.atomic import atomic_folder, atomic_write, atomic_write_text
+    from sbiplug.toolkit.constraints import (
+        Interval,
+        NonNegative,
+        Positive,
+        Probability,
+        Unconstrained,
+    )
     from sbiplug.toolkit.diagnostic_inputs import (
         HELD_OUT_KEY,
         DiagnosticInputError,
@@ -80,10 +88,15 @@ __all__ = [
     "HELD_OUT_KEY",
     "SCALE_FLOOR",
     "DiagnosticInputError",
+    "Interval",
+    "NonNegative",
     "NullTracker",
     "OptionError",
+    "Positive",
+    "Probability",
     "SeedLike",
     "Standardize",
+    "Unconstrained",
     "as_generator",
     "as_observation",
     "atomic_folder",
@@ -122,6 +135,7 @@ __all__ = [
 
 _MODULES = {
     ".atomic": ("atomic_folder", "atomic_write", "atomic_write_text"),
+    ".constraints": ("Interval", "NonNegative", "Positive", "Probability", "Unconstrained"),
     ".diagnostic_inputs": (
         "HELD_OUT_KEY",
         "DiagnosticInputError",

@@ -18,8 +18,6 @@ detached (``c.detach()``), instead of evaluating the embedding net a second time
 
 from __future__ import annotations
 
-import math
-
 import torch
 from sbi.neural_nets.estimators import ConditionalDensityEstimator
 from torch import Tensor, nn
@@ -27,12 +25,7 @@ from torch import Tensor, nn
 from sbiplug.sbi_internals import check_condition_shape
 from sbiplug.toolkit import Standardize, check_positive_int
 from sbiplug_cmpe.network import ConsistencyNetwork
-from sbiplug_cmpe.schedule import (
-    curriculum_intervals,
-    karras_grid,
-    pseudo_huber,
-    sample_pair_indices,
-)
+from sbiplug_cmpe.schedule import curriculum_intervals, karras_grid, pair_weights, pseudo_huber
 
 __all__ = ["ConsistencyEstimator", "NoDensityError"]
 
@@ -92,6 +85,7 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("total_steps", torch.zeros((), dtype=torch.long))
         self.num_proposed = 0  # rows drawn by `sample`, read by the posterior's acceptance check
+        self._levels: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
 
     @property
     def embedding_net(self) -> nn.Module:
@@ -135,6 +129,19 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
             return self.s1
         return curriculum_intervals(int(self.step), int(self.total_steps), self.s0, self.s1)
 
+    def training_level(self, intervals: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
+        """The grid with ``intervals + 1`` points and its pair weights, built once per device.
+
+        Returns:
+            ``(grid (intervals + 1,), weights (intervals,))``; the weights are the discretised
+            lognormal law of :func:`~sbiplug_cmpe.schedule.pair_weights`.
+        """
+        key = (intervals, str(device))
+        if key not in self._levels:
+            grid = karras_grid(intervals + 1, self.eps, self.max_time, device=device)
+            self._levels[key] = (grid, pair_weights(grid))
+        return self._levels[key]
+
     def consistency_loss(
         self,
         theta: Tensor,
@@ -149,28 +156,32 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
             context: Condition embeddings, shape ``(B, E)``; the teacher gets them detached.
             num_intervals: Grid intervals; default the curriculum's N(k).
             generator: CPU random number generator for noise and pairs (validation uses a
-                fixed one); ``None``: torch's global generators.
+                fixed one); ``None``: torch's global generators, on theta's device.
 
         Returns:
             Loss per row, shape ``(B,)``: mean over dimensions of pseudo-Huber / (t2 - t1).
         """
         theta = self.theta_standardize(theta.reshape(len(theta), -1))
         intervals = self.training_intervals() if num_intervals is None else num_intervals
-        grid = karras_grid(intervals + 1, self.eps, self.max_time, device=theta.device)
-        # Pairs and noise are drawn on the CPU when a (CPU) generator is given, so validation
-        # losses are reproducible on any device.
-        index = sample_pair_indices(grid.cpu(), len(theta), generator=generator)
-        index = index.to(theta.device)
-        t_teacher, t_student = grid[index].unsqueeze(-1), grid[index + 1].unsqueeze(-1)
+        grid, weights = self.training_level(intervals, theta.device)
         if generator is None:
+            index = torch.multinomial(weights, len(theta), replacement=True)
             noise = torch.randn_like(theta)
         else:
+            # Drawn on the CPU, so fixed-noise losses are reproducible on any device.
+            index = torch.multinomial(weights.cpu(), len(theta), True, generator=generator)
+            index = index.to(theta.device)
             noise = torch.randn(theta.shape, generator=generator).to(theta)
-        student = self.consistency_function(theta + t_student * noise, t_student, context)
-        with torch.no_grad():
-            teacher = self.consistency_function(
-                theta + t_teacher * noise, t_teacher, context.detach()
-            )
+        t_teacher, t_student = grid[index].unsqueeze(-1), grid[index + 1].unsqueeze(-1)
+        # Student and teacher in one pass (half the per-layer overhead of two small passes);
+        # the teacher half is detached, so it is a stop-gradient target.
+        times = torch.cat([t_student, t_teacher])
+        both = self.consistency_function(
+            torch.cat([theta, theta]) + times * torch.cat([noise, noise]),
+            times,
+            torch.cat([context, context.detach()]),
+        )
+        student, teacher = both[: len(theta)], both[len(theta) :].detach()
         distance = pseudo_huber(student - teacher, self.dim) / (t_student - t_teacher)
         return distance.mean(dim=-1)
 
@@ -197,7 +208,11 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
     ) -> Tensor:
         """Multistep consistency sampling, vectorised over draws and observations.
 
-        The condition embedding is computed once per observation and broadcast over draws.
+        Everything that does not depend on the draws is computed before the step loop: the
+        condition embedding (once per observation), the skip and output scalings of every
+        level, the network's condition-and-time terms of every level and observation
+        ``(steps, 1, B, W)``, and all noise in one tensor. Each step is then one pass of the
+        draws ``(S, B, D)`` through the network.
 
         Arguments:
             sample_shape: Shape of the draws per observation.
@@ -214,21 +229,22 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         num_draws = sample_shape.numel()
         self.num_proposed += num_draws
         context = self.embed_condition(condition).unsqueeze(0)  # (1, B, E), once per observation
-        batch = context.shape[1]
-        levels = self.sampling_grid(steps, device=context.device)
-        shape = (num_draws, batch, self.dim)
-
-        def noise() -> Tensor:
-            return torch.randn(shape, generator=generator, device=context.device)
-
-        theta = None
-        for level in levels.tolist():
-            time = torch.full((1, 1, 1), level, device=context.device)  # broadcast over draws
-            if theta is None:
-                theta_t = self.max_time * noise()  # initial noise has std T, not sigma_d
-            else:
-                theta_t = theta + math.sqrt(max(level**2 - self.eps**2, 0.0)) * noise()
-            theta = self.consistency_function(theta_t, time, context)
+        batch, device = context.shape[1], context.device
+        levels = self.sampling_grid(steps, device=device).reshape(steps, 1, 1, 1)
+        sigma2 = self.sigma_data.square()
+        shifted = levels - self.eps
+        c_skip = sigma2 / (shifted.square() + sigma2)  # (steps, 1, 1, D)
+        c_out = self.sigma_data * shifted / torch.sqrt(sigma2 + levels.square())
+        terms = self.net.context_terms(levels / self.max_time, context)  # each (steps, 1, B, W)
+        renoise = (levels.square() - self.eps**2).clamp_min(0.0).sqrt()
+        renoise[0] = self.max_time  # the initial noise has std T, not sigma_d
+        noise = torch.randn((steps, num_draws, batch, self.dim), generator=generator, device=device)
+        noise.mul_(renoise)
+        theta = noise[0]
+        for n in range(steps):
+            theta_t = theta if n == 0 else theta + noise[n]
+            update = self.net.forward_terms(theta_t, [term[n] for term in terms])
+            theta = torch.addcmul(c_out[n] * update, c_skip[n], theta_t)
         theta = self.theta_standardize.inverse(theta)
         return theta.reshape(*sample_shape, batch, *self.input_shape)
 

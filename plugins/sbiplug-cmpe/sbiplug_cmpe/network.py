@@ -91,7 +91,7 @@ class ConsistencyNetwork(nn.Module):
         self,
         parameter_features: int,
         condition_features: int,
-        hidden_features: int = 256,
+        hidden_features: int = 64,
         num_blocks: int = 2,
         dropout: float = 0.05,
         time_features: int = 32,
@@ -112,6 +112,29 @@ class ConsistencyNetwork(nn.Module):
         nn.init.zeros_(self.output.bias)
         self.activation = nn.SiLU()
 
+    def context_terms(self, normalised_time: Tensor, condition: Tensor) -> list[Tensor]:
+        """The additive condition-and-time term of the input layer and of every block.
+
+        Arguments (leading shapes broadcast against each other):
+            normalised_time: t/T, shape ``(..., 1)``.
+            condition: Condition embedding, shape ``(..., E)``.
+
+        Returns:
+            ``num_blocks + 1`` tensors of shape ``(..., hidden_features)``. The sampler computes
+            them once per step and observation, so only the draws' own rows pass the network.
+        """
+        time = self.time_embedding(normalised_time)
+        terms = [self.input_condition(condition) + self.input_time(time)]
+        terms.extend(block.condition(condition) + block.time(time) for block in self.blocks)
+        return terms
+
+    def forward_terms(self, theta_t: Tensor, terms: list[Tensor]) -> Tensor:
+        """F from precomputed :meth:`context_terms`; ``theta_t`` ``(..., D)`` -> ``(..., D)``."""
+        h = self.input(theta_t) + terms[0]
+        for block, term in zip(self.blocks, terms[1:]):
+            h = block(h, term)
+        return self.output(self.activation(h))
+
     def forward(self, theta_t: Tensor, normalised_time: Tensor, condition: Tensor) -> Tensor:
         """Arguments (leading shapes broadcast against each other):
             theta_t: Noised (standardised) parameters, shape ``(..., D)``.
@@ -121,8 +144,4 @@ class ConsistencyNetwork(nn.Module):
         Returns:
             F, shape of ``theta_t`` broadcast with the others' leading shapes, last dim D.
         """
-        time = self.time_embedding(normalised_time)
-        h = self.input(theta_t) + self.input_condition(condition) + self.input_time(time)
-        for block in self.blocks:
-            h = block(h, block.condition(condition) + block.time(time))
-        return self.output(self.activation(h))
+        return self.forward_terms(theta_t, self.context_terms(normalised_time, condition))

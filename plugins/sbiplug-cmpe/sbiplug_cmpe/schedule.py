@@ -20,6 +20,7 @@ from torch import Tensor
 __all__ = [
     "curriculum_intervals",
     "karras_grid",
+    "pair_weights",
     "pseudo_huber",
     "sample_pair_indices",
 ]
@@ -77,6 +78,22 @@ def curriculum_intervals(step: int, total_steps: int, s0: int, s1: int) -> int:
     return int(min(s0 * 2 ** (step // level_length), s1))
 
 
+def pair_weights(grid: Tensor, p_mean: float = P_MEAN, p_std: float = P_STD) -> Tensor:
+    r"""Unnormalised probabilities of the intervals i, the discretised lognormal of iCT §3.5.
+
+    .. math:: p(i) \propto \mathrm{erf}\left(\frac{\log t_{i+1} - P_{mean}}{\sqrt2 P_{std}}\right)
+              - \mathrm{erf}\left(\frac{\log t_i - P_{mean}}{\sqrt2 P_{std}}\right)
+
+    Arguments:
+        grid: Increasing time grid, shape ``(N + 1,)``.
+
+    Returns:
+        Weights, shape ``(N,)``, on the grid's device: interval i is ``(grid[i], grid[i + 1])``.
+    """
+    cdf = torch.erf((grid.double().log() - p_mean) / (math.sqrt(2.0) * p_std))
+    return (cdf[1:] - cdf[:-1]).clamp_min(1e-30).float()
+
+
 def sample_pair_indices(
     grid: Tensor,
     num: int,
@@ -84,21 +101,12 @@ def sample_pair_indices(
     p_mean: float = P_MEAN,
     p_std: float = P_STD,
 ) -> Tensor:
-    r"""Draw interval indices i with the discretised lognormal law of iCT §3.5.
-
-    .. math:: p(i) \propto \mathrm{erf}\left(\frac{\log t_{i+1} - P_{mean}}{\sqrt2 P_{std}}\right)
-              - \mathrm{erf}\left(\frac{\log t_i - P_{mean}}{\sqrt2 P_{std}}\right)
-
-    Arguments:
-        grid: Increasing time grid, shape ``(N + 1,)``.
-        num: Number of indices to draw.
-        generator: Random number generator (``None``: torch's global one).
+    """Draw ``num`` interval indices i in ``[0, N - 1]`` with :func:`pair_weights`.
 
     Returns:
-        Indices in ``[0, N - 1]``, shape ``(num,)``: the pair is ``(grid[i], grid[i + 1])``.
+        Indices, shape ``(num,)``: the pair is ``(grid[i], grid[i + 1])``.
     """
-    cdf = torch.erf((grid.double().log() - p_mean) / (math.sqrt(2.0) * p_std))
-    weights = (cdf[1:] - cdf[:-1]).clamp_min(1e-30).float()
+    weights = pair_weights(grid, p_mean, p_std)
     return torch.multinomial(weights, num, replacement=True, generator=generator)
 
 

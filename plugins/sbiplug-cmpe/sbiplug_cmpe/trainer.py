@@ -11,15 +11,18 @@ x).train(...)`` then ``build_posterior()``, usable from a plain sbi script::
     samples = posterior.sample((1000,), x=x_o)
 
 Differences from sbi's NPE training loop: the training length K (optimiser steps) is fixed when
-training starts, because the discretisation curriculum N(k) depends on it; the learning rate
-follows a cosine decay over K (as in the paper); early stopping watches a validation consistency
-loss evaluated at the final discretisation level with fixed noise, so it is comparable across
-epochs and curriculum levels; sbi's ``log_prob`` probe of a new network is skipped.
+training starts, because the discretisation curriculum N(k) and the cosine learning rate depend
+on it (default :func:`~sbiplug_cmpe.training.default_num_steps` of the number of simulations);
+there is no early stopping: sbi's loop runs one pass of all K steps, and the validation
+consistency loss (final level, fixed noise) is reported but selects nothing; sbi's ``log_prob``
+probe of a new network is skipped.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from typing import Any
@@ -28,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.nn.utils.clip_grad import clip_grad_norm_
-from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from sbiplug.sbi_internals import (
     LossArgs,
@@ -57,6 +60,7 @@ from sbiplug.toolkit import (
 from sbiplug_cmpe.estimator import ConsistencyEstimator
 from sbiplug_cmpe.network import ConsistencyNetwork
 from sbiplug_cmpe.posterior import CMPEPosterior
+from sbiplug_cmpe.training import cosine_learning_rate, default_num_steps, endless_batches
 
 __all__ = ["CMPE"]
 
@@ -64,9 +68,11 @@ __all__ = ["CMPE"]
 class CMPE(SingleRoundPosteriorTrainer):
     """Consistency model posterior estimation (single round, amortised, sample-only).
 
-    Defaults follow the paper's low-dimensional experiments (two moons, inverse kinematics):
-    T = 10, eps = 1e-3, s0/s1 = 10/50, 10 sampling steps, batch 64, learning rate 5e-4 with
-    cosine decay, dropout 0.05, gradient clip norm 1. Theta is z-scored by default, so
+    The defaults are the benchmarked configuration (``benchmarks/cmpe.py``): the paper's
+    T = 10, eps = 1e-3, s0/s1 = 10/50, 10 sampling steps, dropout 0.05 and gradient clip norm
+    1, with a residual MLP of width 64 and 2 blocks (cheap to sample), batch 128 and learning
+    rate 1e-3 with cosine decay over a fixed length (``train(num_steps=...)``, default
+    :func:`~sbiplug_cmpe.training.default_num_steps`). Theta is z-scored by default, so
     sigma_data = 1 per dimension is the per-dimension prior scale of the training draws.
 
     Arguments:
@@ -107,7 +113,7 @@ class CMPE(SingleRoundPosteriorTrainer):
         sigma_data: float | Sequence[float] | Tensor | None = None,
         z_score_theta: bool = True,
         z_score_x: bool = True,
-        hidden_features: int = 256,
+        hidden_features: int = 64,
         num_blocks: int = 2,
         dropout: float = 0.05,
         time_features: int = 32,
@@ -141,8 +147,10 @@ class CMPE(SingleRoundPosteriorTrainer):
                 log_dir=log_dir,
             ),
         )
-        self._lr_scheduler: CosineAnnealingLR | None = None
         self._validation_generator: torch.Generator | None = None
+        self._requested_length: tuple[int | None, int | None] = (None, None)
+        self._learning_rate = 1e-3
+        self._validated: tuple[int, float] = (-1, math.inf)
 
     # ----------------------------------------------------------------------------- building
 
@@ -206,10 +214,6 @@ class CMPE(SingleRoundPosteriorTrainer):
     # Unlike NPE, skip sbi's ``log_prob`` probe of a new network: CMPE has no density.
     probe_new_network = False
 
-    def on_network_built(self, network: nn.Module) -> None:
-        """A new network starts a new learning-rate schedule."""
-        self._lr_scheduler = None
-
     # ------------------------------------------------------------------------------- data
 
     def append_simulations(
@@ -244,75 +248,118 @@ class CMPE(SingleRoundPosteriorTrainer):
 
     def train(
         self,
-        training_batch_size: int = 64,
-        learning_rate: float = 5e-4,
-        validation_fraction: float = 0.1,
-        stop_after_epochs: int = 30,
-        max_num_epochs: int = 300,
+        num_steps: int | None = None,
+        training_batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.02,
         clip_max_norm: float | None = 1.0,
+        max_num_epochs: int | None = None,
         resume_training: bool = False,
         retrain_from_scratch: bool = False,
         show_train_summary: bool = False,
         dataloader_kwargs: dict | None = None,
+        stop_after_epochs: int | None = None,
         **unused: Any,
     ) -> ConsistencyEstimator:
-        """Consistency-train the network.
+        """Consistency-train the network for a fixed number of optimiser steps.
 
-        The training length K = (max_num_epochs + 1) x batches per epoch (sbi runs
-        ``max_num_epochs + 1`` epochs) is fixed here and stored with k in the network's
-        buffers; ``resume_training=True`` continues the curriculum where it stopped.
+        The training length K is fixed here and stored with the step k in the network's
+        buffers. Training always runs to K (no early stopping): the returned network is the
+        one after the last step of the curriculum.
 
         Arguments:
-            training_batch_size: Batch size (paper: 64).
-            learning_rate: Initial Adam learning rate, decayed by a cosine over K (paper: 5e-4).
-            validation_fraction: Fraction of simulations held out for early stopping.
-            stop_after_epochs: Stop after this many epochs without a better validation
-                consistency loss (measured at the final discretisation level, fixed noise).
-            max_num_epochs: Training length in epochs; sets K. Consistency training needs
-                long schedules: in our two moons runs (10k simulations) C2ST went from 0.75 at
-                10k optimiser steps to 0.61 at 30k; the paper trains for 30k-80k steps.
+            num_steps: Training length K in optimiser steps. Default
+                :func:`~sbiplug_cmpe.training.default_num_steps` of the number of training
+                simulations (20k steps at 1k simulations, 63k at 10k).
+            training_batch_size: Batch size.
+            learning_rate: Initial Adam learning rate, decayed by a cosine over K.
+            validation_fraction: Fraction of simulations held out to report a validation
+                consistency loss (``summary["best_validation_loss"]``); it selects nothing.
             clip_max_norm: Gradient clip norm (paper: 1); ``None`` for none.
-            resume_training: Continue an interrupted ``train`` call: optimiser, curriculum step
-                k and learning-rate schedule carry on; K stays as first fixed (beyond K the
-                curriculum stays at s1 and the learning rate at its cosine minimum).
+            max_num_epochs: Alternative to ``num_steps``: K = this many passes over the
+                training simulations.
+            resume_training: Continue an interrupted ``train`` call to its K: optimiser,
+                curriculum step k and learning-rate schedule carry on.
             retrain_from_scratch: Build a fresh network.
-            show_train_summary: Print epochs and best validation loss at the end.
+            show_train_summary: Print the steps and the validation loss at the end.
             dataloader_kwargs: Extra arguments of the torch data loaders.
+            stop_after_epochs: Not supported (CMPE does not stop early); must be ``None``.
 
         Returns:
             The trained :class:`ConsistencyEstimator`.
         """
         for name in ("calibration_kernel", "force_first_round_loss", "discard_prior_samples"):
             if unused.pop(name, None) not in (None, False):
-                raise ValueError(f"CMPE does not support the sbi NPE option {name!r}")
+                raise OptionError(f"CMPE does not support the sbi NPE option {name!r}")
         if unused:
             raise TypeError(f"CMPE.train got unexpected options {sorted(unused)}")
-        if training_batch_size < 1 or max_num_epochs < 1 or learning_rate <= 0:
-            raise ValueError(
-                "CMPE.train needs training_batch_size >= 1, max_num_epochs >= 1 and "
-                f"learning_rate > 0, got {training_batch_size}, {max_num_epochs}, {learning_rate}"
+        if stop_after_epochs is not None:
+            raise OptionError(
+                "CMPE.train: stop_after_epochs is not supported; consistency training runs its "
+                "curriculum to the end (set its length with num_steps= or max_num_epochs=)"
             )
-        return super().train(
-            training_batch_size=training_batch_size,
-            learning_rate=learning_rate,
-            validation_fraction=validation_fraction,
-            stop_after_epochs=stop_after_epochs,
-            max_num_epochs=max_num_epochs,
-            clip_max_norm=clip_max_norm,
-            resume_training=resume_training,
-            force_first_round_loss=resume_training,
-            retrain_from_scratch=retrain_from_scratch,
-            show_train_summary=show_train_summary,
-            dataloader_kwargs=dataloader_kwargs,
+        if num_steps is not None and max_num_epochs is not None:
+            raise OptionError("CMPE.train: pass num_steps= or max_num_epochs=, not both")
+        if num_steps is not None:
+            check_positive_int("num_steps", num_steps, owner="CMPE.train")
+        if max_num_epochs is not None:
+            check_positive_int("max_num_epochs", max_num_epochs, owner="CMPE.train")
+        check_positive_int("training_batch_size", training_batch_size, owner="CMPE.train")
+        check_positive("learning_rate", learning_rate, owner="CMPE.train")
+        check_float(
+            "validation_fraction",
+            validation_fraction,
+            minimum=0.0,
+            maximum=1.0,
+            exclusive_minimum=True,
+            exclusive_maximum=True,
+            owner="CMPE.train",
         )
+        net = trained_network(self)
+        if resume_training:
+            if net is None or retrain_from_scratch:
+                raise OptionError("CMPE.train: resume_training=True needs a network trained before")
+            if int(net.step) >= int(net.total_steps):
+                raise OptionError(
+                    "CMPE.train: nothing to resume, training already ran its "
+                    f"{int(net.total_steps)} steps; call train() again (optionally "
+                    "num_steps=...) for a new schedule"
+                )
+        self._requested_length = (num_steps, max_num_epochs)
+        self._learning_rate = float(learning_rate)
+        # sbi's loop runs epochs 0..max_num_epochs (at least two): the first sbi epoch holds
+        # all K steps, the second finds none left and changes nothing.
+        epoch = int(getattr(self, "epoch", 0)) if resume_training else 0
+        self._validated = (-1, math.inf)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*max_num_epochs.*", category=UserWarning)
+            return super().train(
+                training_batch_size=training_batch_size,
+                learning_rate=learning_rate,
+                validation_fraction=validation_fraction,
+                stop_after_epochs=2**31 - 1,
+                max_num_epochs=epoch + 1,
+                clip_max_norm=clip_max_norm,
+                resume_training=resume_training,
+                force_first_round_loss=True,
+                retrain_from_scratch=retrain_from_scratch,
+                show_train_summary=show_train_summary,
+                dataloader_kwargs=dataloader_kwargs,
+            )
 
     def on_train_start(self, train_config: TrainConfig, train_loader: DataLoader) -> None:
-        """Fix K = (max_num_epochs + 1) x batches per epoch, unless resuming a curriculum."""
+        """Fix the training length K, unless resuming an interrupted schedule."""
         net: ConsistencyEstimator = trained_network(self)  # type: ignore[assignment]
-        if not train_config.resume_training or int(net.total_steps) <= 0:
-            net.total_steps.fill_((train_config.max_num_epochs + 1) * len(train_loader))
-            net.step.zero_()
-            self._lr_scheduler = None
+        if train_config.resume_training:
+            return
+        num_steps, max_num_epochs = self._requested_length
+        if num_steps is None:
+            if max_num_epochs is not None:
+                num_steps = max_num_epochs * len(train_loader)
+            else:
+                num_steps = default_num_steps(len(train_loader.sampler))
+        net.total_steps.fill_(num_steps)
+        net.step.zero_()
 
     def _batch_losses(self, batch: Sequence[Tensor], generator=None, num_intervals=None) -> Tensor:
         """Consistency loss per row of a batch, plus the weighted summary penalty if any."""
@@ -339,30 +386,50 @@ class CMPE(SingleRoundPosteriorTrainer):
     def train_epoch(
         self, train_loader: DataLoader, clip_max_norm: float | None, loss_args: LossArgs | None
     ) -> float:
-        """One epoch of iCT steps: loss, clipped Adam step, cosine learning rate, k += 1."""
+        """All remaining steps k < K: loss, clipped Adam step, cosine learning rate, k += 1."""
         net: ConsistencyEstimator = trained_network(self)  # type: ignore[assignment]
-        if self._lr_scheduler is None or self._lr_scheduler.optimizer is not self.optimizer:
-            remaining = max(int(net.total_steps) - int(net.step), 1)
-            self._lr_scheduler = CosineAnnealingLR(self.optimizer, T_max=remaining)
-        loss_sum, count = 0.0, 0
-        for batch in train_loader:
-            self.optimizer.zero_grad()
-            losses = self.training_losses(batch, loss_args)
+        parameters = [p for p in net.parameters() if p.requires_grad]
+        remaining = int(net.total_steps) - int(net.step)
+        batches = endless_batches(train_loader, trainer_device(self))
+        progress = tqdm(total=remaining, disable=not shows_progress_bars(self), desc="CMPE steps")
+        # Summed on the training device: no host synchronisation per step on a GPU.
+        loss_sum, count = torch.zeros((), device=trainer_device(self)), 0
+        step, total = int(net.step), int(net.total_steps)
+        for group in self.optimizer.param_groups:
+            group["foreach"] = True  # one fused update of all tensors: small nets, many steps
+        for _ in range(remaining):
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_learning_rate(self._learning_rate, step, total)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses = self.training_losses(next(batches), loss_args)
             losses.mean().backward()
             if clip_max_norm is not None:
-                clip_grad_norm_(net.parameters(), max_norm=clip_max_norm)
+                clip_grad_norm_(parameters, max_norm=clip_max_norm, foreach=True)
             self.optimizer.step()
-            if self._lr_scheduler.last_epoch < self._lr_scheduler.T_max:
-                self._lr_scheduler.step()
-            net.step += 1
-            loss_sum += losses.detach().sum().item()
+            step += 1
+            net.step.fill_(step)
+            loss_sum += losses.detach().sum()
             count += len(losses)
-        return loss_sum / max(count, 1)
+            progress.update()
+        progress.close()
+        return float(loss_sum) / max(count, 1)
 
     def validate_epoch(self, val_loader: DataLoader, loss_args: LossArgs | None) -> float:
-        # The same noise and time pairs every epoch make validation losses comparable.
-        self._validation_generator = torch.Generator().manual_seed(0)
-        return super().validate_epoch(val_loader, loss_args)
+        """Validation consistency loss, for the summary only; it selects nothing.
+
+        sbi's loop keeps its best-validation network. The first sbi epoch runs all K steps and
+        its loss is returned finite, so it beats the start; the second epoch runs no step and
+        returns the same value, so sbi keeps (or reloads) the network at the end of the
+        curriculum.
+        """
+        net: ConsistencyEstimator = trained_network(self)  # type: ignore[assignment]
+        step = int(net.step)
+        if self._validated[0] != step:
+            # The same noise and time pairs every call make validation losses comparable.
+            self._validation_generator = torch.Generator().manual_seed(0)
+            loss = super().validate_epoch(val_loader, loss_args)
+            self._validated = (step, loss if math.isfinite(loss) else sys.float_info.max)
+        return self._validated[1]
 
     # --------------------------------------------------------------------------- posterior
 

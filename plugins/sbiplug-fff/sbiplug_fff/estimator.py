@@ -118,8 +118,8 @@ def build_mfff(
     Arguments:
         manifold: ``"sphere"``, ``"torus"``, ``"so3"`` or a manifold object; its size comes
             from theta's dimension (sphere: S^(D-1), torus: T^(D/2)).
-        beta, projection_weight, uniform_reconstruction_weight, latent_reconstruction_weight,
-            noise: Loss weights, see :class:`ManifoldFreeFormFlow`.
+        beta: Loss weight, like ``projection_weight``, ``uniform_reconstruction_weight``,
+            ``latent_reconstruction_weight`` and ``noise``; see :class:`ManifoldFreeFormFlow`.
         latent, latent_components, latent_hidden_features: ``"auto"`` (default: the mixture
             on the sphere and the torus, uniform on SO(3)), ``"mixture"`` (a von Mises(-Fisher)
             mixture whose parameters are a network of x) or ``"uniform"``, see

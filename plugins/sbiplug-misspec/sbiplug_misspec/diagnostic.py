@@ -45,6 +45,9 @@ class MisspecificationDiagnostic(Diagnostic):
         num_null: Null replicates (each of N fresh data sets).
         alpha: The test's level.
         kernel: ``"imq"`` or ``"gaussian"`` 19-scale mixture.
+        data_features: ``"auto"`` (default: the summary block and a block of fixed data
+            features, see :func:`~sbiplug_misspec.misspecification_test`) or ``None`` (the
+            paper's summary-space test alone).
     """
 
     name = "misspecification"
@@ -55,11 +58,18 @@ class MisspecificationDiagnostic(Diagnostic):
         num_null: int = 500,
         alpha: float = 0.05,
         kernel: KernelName = "imq",
+        data_features: str | None = "auto",
     ) -> None:
+        if data_features not in ("auto", None):
+            raise ValueError(
+                f"diagnostic 'misspecification': data_features must be 'auto' or None, got "
+                f"{data_features!r}"
+            )
         self.num_reference = num_reference
         self.num_null = num_null
         self.alpha = alpha
         self.kernel: KernelName = kernel
+        self.data_features = data_features
 
     def run(self, context: DiagnosticContext) -> DiagnosticResult:
         """Test ``context.observations`` with the estimator's (or posterior's) embedding net."""
@@ -79,19 +89,16 @@ class MisspecificationDiagnostic(Diagnostic):
             alpha=self.alpha,
             kernel=self.kernel,
             seed=context.seed,
+            data_features=self.data_features,
         )
-        verdict = "rejected" if test.rejected else "not rejected"
         message = (
-            f"model {verdict} for {test.num_observed} observation(s): root MMD "
-            f"{test.statistic:.4g}, p = {test.p_value:.3g} (alpha {test.alpha}, critical value "
+            f"{test.message} [statistic {test.statistic:.4g}, critical value "
             f"{test.critical_value:.4g}; {self.num_null} simulated null replicates, "
-            f"{self.num_reference} reference sets, {self.kernel} kernel, 19 scales)"
+            f"{self.num_reference} reference sets, {self.kernel} kernel, 19 scales]"
         )
         if test.rejected:
             warnings.warn(
-                "misspecification: the observations look unlike data from the simulator "
-                f"(summary-space MMD test, p = {test.p_value:.3g} <= alpha = {test.alpha}); "
-                "the posterior should not be trusted on them",
+                f"misspecification: {test.message}; the posterior should not be trusted on them",
                 MisspecificationWarning,
                 stacklevel=2,
             )
@@ -106,6 +113,8 @@ class MisspecificationDiagnostic(Diagnostic):
                 "num_null": self.num_null,
                 "kernel": self.kernel,
                 "scales": np.asarray(test.attrs["scales"]),
+                "blocks": ",".join(test.attrs["blocks"]),
+                "block_p_values": np.asarray(test.attrs["block_p_values"]),
             },
         )
         return DiagnosticResult(
@@ -117,6 +126,7 @@ class MisspecificationDiagnostic(Diagnostic):
                 "num_observed": float(test.num_observed),
                 "num_reference": float(self.num_reference),
                 "num_null": float(self.num_null),
+                **{f"p_value_{b.name}": b.p_value for b in test.blocks},
             },
             data=data,
             message=message,
@@ -133,7 +143,7 @@ class MisspecificationDiagnostic(Diagnostic):
         ax.axvline(critical, color="k", linestyle="--", label=f"critical value ({critical:.3g})")
         color = "tab:red" if result.passed is False else "tab:blue"
         ax.axvline(observed, color=color, linewidth=2, label=f"observed ({observed:.3g})")
-        ax.set_xlabel("root MMD to reference summaries")
+        ax.set_xlabel("test statistic (root MMD, or -log smallest block p)")
         ax.set_ylabel("null replicates")
         ax.set_title(f"misspecification: p = {result.p_value:.3g}")
         ax.legend(frameon=False, fontsize="small")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sbiplug import DiagnosticSpec, EstimatorSpec, SimulatorSpec, hookimpl
+from sbiplug import DiagnosticSpec, EmbeddingNetSpec, EstimatorSpec, SimulatorSpec, hookimpl
 
 _PACKAGE = "sbiplug_misspec"
 
@@ -36,4 +36,18 @@ def register_simulators() -> Iterator[SimulatorSpec]:
         factory=f"{_PACKAGE}.simulator:GaussianMeans",
         description="2-D Gaussian means, n_obs iid draws; knobs for misspecified data",
         has_reference_posterior=True,
+    )
+
+
+@hookimpl
+def register_embedding_nets() -> Iterator[EmbeddingNetSpec]:
+    yield EmbeddingNetSpec(
+        name="deepset",
+        factory=f"{_PACKAGE}.networks:DeepSetEmbedding",
+        description="DeepSet for sets (n, d) with a linear output and a set-mean skip",
+    )
+    yield EmbeddingNetSpec(
+        name="mlp_linear",
+        factory=f"{_PACKAGE}.networks:MLPEmbedding",
+        description="MLP summary network for vectors, linear output (summaries can be normal)",
     )

@@ -6,26 +6,14 @@ trained as a boundary-value problem:
 
     L = lam_b * boundary(c0) + lam_trade(step) * E_c w(c) E_x rho(c * (d log q/dc - target(x, c)))
 
-with the boundary term an NLL on samples at c0 (or a reverse KL at c0), the target from
-:mod:`sbiplug_trade.residual`, c from the skewed log-uniform curriculum, w(c) the causality
-weights, rho a Huber loss on the residual in log c (c times the derivative, so all scales of c
-count alike) and the loss ramped in and clipped (:mod:`sbiplug_trade.schedule`).
-
-With samples at c0 the boundary term may also match energies: lam_e * Var_x[log q(x | c0) -
-log p~(x | c0)] over the boundary batch, the log-variance divergence (Richter et al., NeurIPS
-2020, "VarGrad") with the data as reference measure. It is zero exactly when q(. | c0) is
-proportional to p~(. | c0) on the data, it uses the unnormalised density that the residual's
-importance weights need anyway, and it ties the flow's values at c0, not only their derivatives in
-c, to the target: an NLL fit of samples alone leaves TRADE's flow slightly below a flow trained for
-c0 only (benchmarks/results/trade.txt).
-
-At the residual's conditions the same importance weights w ∝ p~ / q of the flow's draws give an
-importance-weighted forward KL, lam_trade(step) * lam_f * E_c[-sum_i w_i log q(x_i | c)]
-(:func:`~sbiplug_trade.residual.importance_weighted_forward_kl`). The residual matches only
-derivatives in c at points where q already puts mass, and so lags behind the target where mass has
-to move between modes or into the tails (on the hot side of a temperature family the narrow modes
-keep too much mass); the forward KL is mass-covering and pulls q back there
-(benchmarks/results/trade.txt).
+with the boundary term an NLL on samples at c0 (or a reverse KL at c0), plus, with samples, the
+energy-matching term lam_e * Var_x[log q(x | c0) - log p~(x | c0)] (the log-variance divergence,
+Richter et al., NeurIPS 2020); the target from :mod:`sbiplug_trade.residual`; c from the skewed
+log-uniform curriculum; w(c) the causality weights; rho a Huber loss in log c; the loss ramped in
+and clipped (:mod:`sbiplug_trade.schedule`). At the residual's conditions the importance weights
+w ~ p~ / q of the flow's draws also give a mass-covering forward KL, lam_f * E_c[-sum_i w_i log
+q(x_i | c)] (:func:`~sbiplug_trade.residual.importance_weighted_forward_kl`). Why each term is
+there: docs/design/trade.md.
 """
 
 from __future__ import annotations

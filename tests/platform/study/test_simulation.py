@@ -70,7 +70,7 @@ def test_folder_of_another_study_is_refused(tmp_path):
     simulate_training_set(GaussianToy(), 50, seed=1, options=_options(chunk_size=25, folder=folder))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["seed"] == 1 and manifest["chunk_size"] == 25
-    with pytest.raises(SimulationFolderError, match="seed: stored 1, now 2"):
+    with pytest.raises(SimulationFolderError, match="seed: 1 -> 2"):
         simulate_training_set(
             GaussianToy(), 50, seed=2, options=_options(chunk_size=25, folder=folder)
         )

@@ -65,8 +65,11 @@ def _run(argv, capsys):
         ("[simulator]\noptions = {}", "key 'simulator.name' is missing"),
         ("seed = [", "not valid TOML"),
         ("simulator = 'two_moon'", "unknown simulator 'two_moon'; did you mean 'two_moons'?"),
-        ("diagnostics = ['sbc', 'tarpp']", "unknown diagnostic 'tarpp'"),
-        ("[estimator]\nname = 'npe'\ntrain = { epochs = 3 }", "train_options do not fit train()"),
+        ("simulator = 'two_moons'\ndiagnostics = ['sbc', 'tarpp']", "unknown diagnostic 'tarpp'"),
+        (
+            "simulator = 'two_moons'\n[estimator]\nname = 'npe'\ntrain = { epochs = 3 }",
+            "train_options do not fit train()",
+        ),
     ],
 )
 def test_bad_study_files_name_the_key(tmp_path, capsys, text, message):

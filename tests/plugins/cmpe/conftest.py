@@ -12,7 +12,7 @@ import torch
 import sbiplug
 
 NUM_SIMULATIONS = 1000
-TRAIN_OPTIONS = {"max_num_epochs": 30, "stop_after_epochs": 1000}
+TRAIN_OPTIONS = {"num_steps": 800}
 ESTIMATOR_OPTIONS = {"hidden_features": 64, "num_blocks": 2}
 
 

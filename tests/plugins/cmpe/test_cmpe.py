@@ -24,7 +24,7 @@ from sbiplug_cmpe import (
 ESTIMATOR_OPTIONS = {"hidden_features": 64, "num_blocks": 2}  # as in conftest.trained
 
 # A classifier cannot beat chance by more than a few percent on 2 x 1000 draws of the same
-# law (sd of C2ST about 0.015); a consistency model with 10 steps after 30 short epochs is
+# law (sd of C2ST about 0.015); a consistency model with 10 steps after 800 optimiser steps is
 # close to the analytic Gaussian, so 0.6 leaves room for training noise but fails a posterior
 # that is off by a fraction of its width (a shift of 0.5 sd already gives C2ST ~0.6).
 C2ST_BOUND = 0.6
@@ -115,6 +115,27 @@ def test_sample_batched_embeds_each_observation_once(trained):
     assert calls and all(rows == 5 for rows in calls)
 
 
+def test_fused_sampler_is_the_multistep_consistency_sampler(trained):
+    """The precomputed-grid loop equals Algorithm 1 of Song et al. written out step by step."""
+    _, _, posterior = trained
+    net = posterior.posterior_estimator
+    x = torch.tensor([[0.2, -0.1], [0.5, 0.4]])
+    steps, draws = 4, 7
+    fused = net.sample((draws,), x, steps=steps, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn((steps, draws, 2, 2), generator=torch.Generator().manual_seed(3))
+    context = net.embed_condition(x)
+    with torch.no_grad():
+        theta = None
+        for n, level in enumerate(net.sampling_grid(steps).tolist()):
+            time = torch.full((draws, 2, 1), level)
+            if theta is None:
+                theta_t = net.max_time * noise[0]
+            else:
+                theta_t = theta + (level**2 - net.eps**2) ** 0.5 * noise[n]
+            theta = net.consistency_function(theta_t, time, context.expand(draws, 2, -1))
+    assert torch.allclose(fused, net.theta_standardize.inverse(theta), atol=1e-5)
+
+
 def test_same_seed_same_samples(trained):
     _, _, posterior = trained
     x = torch.tensor([0.2, -0.1])
@@ -158,9 +179,7 @@ def test_curriculum_state_and_sigma_data_live_in_buffers(trained):
     state = net.state_dict()
     for name in ("step", "total_steps", "sigma_data", "theta_standardize.shift"):
         assert name in state
-    batches_per_epoch = 900 // 64
-    assert int(state["total_steps"]) == 31 * batches_per_epoch
-    assert 0 < int(state["step"]) <= int(state["total_steps"])
+    assert int(state["total_steps"]) == 800 and int(state["step"]) == 800
     # boundary condition f(theta, eps, c) = theta holds by construction
     theta = torch.randn(7, 2)
     context = net.embed_condition(torch.randn(7, 2))
@@ -185,27 +204,75 @@ def test_save_load_round_trip(trained, tmp_path):
     assert torch.equal(loaded.build_posterior().sample((50,), x=x), expected)
 
 
-def test_resume_training_continues_the_curriculum(gaussian_task):
+def test_resume_training_continues_an_interrupted_curriculum(gaussian_task):
     simulator, theta, x = gaussian_task
 
-    class RecordingCMPE(CMPE):
-        def train_epoch(self, *args, **kwargs):
-            self.epoch_starts.append(int(trained_network(self).step))
-            return super().train_epoch(*args, **kwargs)
+    class InterruptedCMPE(CMPE):
+        interrupt_at: int | None = 30
+
+        def training_losses(self, batch, loss_args):
+            step = int(trained_network(self).step)
+            self.steps_seen.append(step)
+            if step == self.interrupt_at:
+                self.interrupt_at = None
+                raise KeyboardInterrupt
+            return super().training_losses(batch, loss_args)
 
     torch.manual_seed(0)
-    trainer = RecordingCMPE(simulator.prior, hidden_features=16, num_blocks=1)
-    trainer.epoch_starts = []
+    trainer = InterruptedCMPE(simulator.prior, hidden_features=16, num_blocks=1)
+    trainer.steps_seen = []
     trainer.append_simulations(theta[:200], x[:200])
-    trainer.train(max_num_epochs=1, stop_after_epochs=100)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(num_steps=50)
     net = trained_network(trainer)
-    batches = 180 // 64
-    assert int(net.total_steps) == 2 * batches
-    assert trainer.epoch_starts == [0, batches]
-    trainer.train(max_num_epochs=3, stop_after_epochs=100, resume_training=True)
+    assert int(net.total_steps) == 50 and int(net.step) == 30
+    trainer.train(resume_training=True)
     # K stays fixed and k continues from the stored buffer instead of restarting at 0
-    assert int(trained_network(trainer).total_steps) == 2 * batches
-    assert trainer.epoch_starts[2:] and trainer.epoch_starts[2] > 0
+    assert trainer.steps_seen == [*range(31), *range(30, 50)]
+    assert int(trained_network(trainer).step) == 50
+    with pytest.raises(ValueError, match="nothing to resume"):
+        trainer.train(resume_training=True)
+
+
+def test_early_stopping_never_returns_a_network_from_before_the_end(gaussian_task):
+    """However the validation loss behaves, the network returned is the one after step K."""
+    simulator, theta, x = gaussian_task
+
+    class WorseningCMPE(CMPE):
+        def validation_losses(self, batch, loss_args):
+            # A validation loss that only gets worse (and ends non-finite) would make sbi's
+            # loop restore an earlier best network if CMPE let it choose.
+            net = trained_network(self)
+            value = float("nan") if int(net.step) == int(net.total_steps) else float(net.step)
+            return torch.full((len(batch[0]),), value)
+
+        def train_epoch(self, *args, **kwargs):
+            loss = super().train_epoch(*args, **kwargs)
+            self.final_state = {k: v.clone() for k, v in trained_network(self).state_dict().items()}
+            return loss
+
+    torch.manual_seed(0)
+    trainer = WorseningCMPE(simulator.prior, hidden_features=16, num_blocks=1)
+    returned = trainer.append_simulations(theta[:300], x[:300]).train(num_steps=40)
+    assert int(returned.step) == int(returned.total_steps) == 40
+    state = returned.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in trainer.final_state.items())
+    with pytest.raises(ValueError, match="stop_after_epochs"):
+        trainer.train(stop_after_epochs=20)
+
+
+def test_training_length_defaults_to_the_documented_formula(gaussian_task):
+    from sbiplug_cmpe.training import default_num_steps
+
+    assert default_num_steps(1) == 1000 and default_num_steps(100) == 2000
+    assert default_num_steps(1000) == 20_000 == default_num_steps(1001) - 10
+    assert default_num_steps(10_000) == round(2000 * 1000**0.5)
+    simulator, theta, x = gaussian_task
+    trainer = CMPE(simulator.prior, hidden_features=8, num_blocks=1)
+    trainer.append_simulations(theta[:100], x[:100])
+    trainer.train(max_num_epochs=2, training_batch_size=32)
+    # 98 training rows (2% validation) in batches of 32: 3 steps per pass
+    assert int(trained_network(trainer).total_steps) == 2 * 3
 
 
 def test_embedding_net_and_summary_loss_are_trained_jointly(gaussian_task):
@@ -228,7 +295,7 @@ def test_embedding_net_and_summary_loss_are_trained_jointly(gaussian_task):
             summary_loss_weight=weight,
         )
         trainer.append_simulations(theta[:300], x[:300]).train(
-            max_num_epochs=4, stop_after_epochs=100, learning_rate=1e-2
+            max_num_epochs=4, training_batch_size=64, learning_rate=1e-2
         )
         return trained_network(trainer).embedding_net
 
@@ -259,6 +326,25 @@ def test_bad_options_fail_before_training(options, match):
         CMPE(prior, **options)
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"num_steps": 10, "max_num_epochs": 2}, "not both"),
+        ({"training_batch_size": 0}, "training_batch_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"validation_fraction": 0.0}, "validation_fraction"),
+        ({"resume_training": True}, "resume"),
+    ],
+)
+def test_bad_training_options_fail_before_training(gaussian_task, options, match):
+    simulator, theta, x = gaussian_task
+    trainer = CMPE(simulator.prior).append_simulations(theta[:50], x[:50])
+    with pytest.raises(ValueError, match=match):
+        trainer.train(**options)
+    assert trained_network(trainer) is None
+
+
 def test_bad_simulations_and_posterior_options_fail_early(trained):
     _, trainer, _ = trained
     prior = BoxUniform(-torch.ones(2), torch.ones(2))
@@ -266,6 +352,8 @@ def test_bad_simulations_and_posterior_options_fail_early(trained):
         CMPE(prior).append_simulations(torch.zeros(10, 2), torch.zeros(9, 2))
     with pytest.raises(ValueError, match="steps"):
         trainer.build_posterior(steps=0)
+    with pytest.raises(RuntimeError, match="shape"):  # sbi's check, before any sampling
+        trainer.build_posterior().sample((5,), x=torch.zeros(3))
     with pytest.raises(ValueError, match="direct"):
         trainer.build_posterior(sample_with="mcmc")
     with pytest.raises(RuntimeError, match="train"):

@@ -57,3 +57,34 @@ def centred_trainer() -> NPEMMD:
 def centred_unregularised_trainer() -> NPEMMD:
     """The centred DeepSet trained without the penalty."""
     return _train(0.0, "centred")
+
+
+DEFAULTS_N_OBS = 30  # sets large enough for a skewness to be seen at N = 5
+
+
+def _train_at_defaults(mmd_weight: float) -> NPEMMD:
+    """npe_mmd with every option at its default (``mmd_weight=0``: the same net, plain NPE)."""
+    simulator = GaussianMeans(n_obs=DEFAULTS_N_OBS)
+    theta = simulator.sample_prior(2000, seed=10)
+    x = simulator.simulate(theta, seed=11)
+    torch.manual_seed(1)
+    trainer = NPEMMD(simulator.prior, mmd_weight=mmd_weight, show_progress_bars=False)
+    trainer.append_simulations(theta, x).train(
+        max_num_epochs=15, training_batch_size=100, learning_rate=1e-3
+    )
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def defaults_simulator() -> GaussianMeans:
+    return GaussianMeans(n_obs=DEFAULTS_N_OBS)
+
+
+@pytest.fixture(scope="session")
+def default_trainer() -> NPEMMD:
+    return _train_at_defaults(1.0)
+
+
+@pytest.fixture(scope="session")
+def default_plain_trainer() -> NPEMMD:
+    return _train_at_defaults(0.0)

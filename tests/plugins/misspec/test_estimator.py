@@ -71,18 +71,21 @@ def test_centred_regularised_summaries_carry_the_spread_and_detect_a_wrong_noise
     noisy = GaussianMeans(n_obs=simulator.n_obs, noise_scale=8.0)
     x_bad = noisy.simulate(noisy.sample_prior(20, seed=43), seed=44)
 
-    def rejections(trainer: NPEMMD) -> int:
+    def rejections(trainer: NPEMMD, data_features: str | None) -> int:
         return sum(
             misspecification_test(
-                trainer, simulator, x_bad[r : r + 1], num_reference=200, num_null=99, seed=r
+                trainer, simulator, x_bad[r : r + 1], num_reference=200, num_null=99, seed=r,
+                data_features=data_features,
             ).rejected
             for r in range(20)
-        )
+        )  # fmt: skip
 
-    # N = 1, alpha = 0.05: 1 of 20 expected under H0 (P(>= 14) < 1e-12). The default mean
-    # pooling keeps no spread, so it cannot see the wrong noise level.
-    assert rejections(centred_trainer) >= 14
-    assert rejections(regularised_trainer) <= 5
+    # N = 1, alpha = 0.05: 1 of 20 expected under H0 (P(>= 14) < 1e-12). In summary space
+    # alone (the paper's test), mean pooling keeps no spread and cannot see the noise level;
+    # the default test's data block does.
+    assert rejections(centred_trainer, None) >= 14
+    assert rejections(regularised_trainer, None) <= 5
+    assert rejections(regularised_trainer, "auto") >= 14
 
 
 @pytest.mark.parametrize("name", ["regularised_trainer", "centred_trainer"])
@@ -115,7 +118,7 @@ def test_test_with_the_trained_network_is_calibrated_and_detects_a_shift(
     shifted = GaussianMeans(n_obs=simulator.n_obs, prior_loc=5.0)
     x_bad = shifted.simulate(shifted.sample_prior(1, seed=33), seed=34)
     posterior = regularised_trainer.build_posterior()
-    result = misspecification_test(posterior, simulator, x_bad, seed=0)
+    result = misspecification_test(posterior, simulator, x_bad, seed=0, data_features=None)
     assert result.rejected and result.p_value == pytest.approx(1 / 501)
 
 

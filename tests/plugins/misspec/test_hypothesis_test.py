@@ -51,7 +51,7 @@ def test_strong_misspecification_is_rejected(knobs, num_observed):
     simulator = GaussianMeans(n_obs=N_OBS)
     truth = GaussianMeans(n_obs=N_OBS, **knobs)
     x = truth.simulate(truth.sample_prior(num_observed, seed=3), seed=4)
-    result = misspecification_test(sufficient_summary, simulator, x, seed=0)
+    result = misspecification_test(sufficient_summary, simulator, x, seed=0, data_features=None)
     assert result.rejected
     assert result.p_value == pytest.approx(1 / 501)
     assert result.statistic > result.critical_value > 0
@@ -74,6 +74,8 @@ def test_decision_p_value_and_critical_value_agree():
     x = truth.simulate(truth.sample_prior(2, seed=7), seed=8)
     for seed in range(5):
         result = misspecification_test(sufficient_summary, simulator, x, num_null=99, seed=seed)
+        # Two blocks: the null of the combined statistic is the one the decision uses.
+        assert result.attrs["blocks"] == ["summary", "data"]
         null = result.null_statistics.double()
         exceed = int((null >= result.statistic).sum())
         assert result.p_value == pytest.approx((1 + exceed) / 100)

@@ -19,3 +19,5 @@ def test_tutorial_detects_the_shifted_observations(monkeypatch):
     assert namespace["result_single"].num_observed == 1
     assert namespace["diagnostic_result"].passed is False
     assert namespace["figure"].axes
+    assert namespace["result_tails"].rejected and namespace["projection"].axes
+    assert "data block" in namespace["result_tails"].message

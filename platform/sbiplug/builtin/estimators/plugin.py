@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sbiplug.hookspecs import hookimpl
-from sbiplug.specs import EstimatorSpec
+from sbiplug.specs import EmbeddingNetSpec, EstimatorSpec
 
 _PACKAGE = "sbiplug.builtin.estimators"
 
@@ -37,4 +37,20 @@ def register_estimators() -> Iterator[EstimatorSpec]:
         name="npse",
         factory=f"{_PACKAGE}.vector_field:make_npse",
         description="sbi neural posterior score estimation (diffusion)",
+    )
+
+
+@hookimpl
+def register_embedding_nets() -> Iterator[EmbeddingNetSpec]:
+    module = f"{_PACKAGE}.embedding_nets"
+    yield EmbeddingNetSpec(
+        name="fc", factory=f"{module}:make_fc", description="sbi FCEmbedding (MLP, vector x)"
+    )
+    yield EmbeddingNetSpec(
+        name="cnn", factory=f"{module}:make_cnn", description="sbi CNNEmbedding (1-D/2-D x)"
+    )
+    yield EmbeddingNetSpec(
+        name="permutation_invariant",
+        factory=f"{module}:make_permutation_invariant",
+        description="sbi PermutationInvariantEmbedding (DeepSet over i.i.d. trials)",
     )

@@ -1,4 +1,7 @@
-"""The one SummaryMMD serves other estimators unchanged: CMPE's ``summary_loss`` option."""
+"""Two plugins together: misspec's one SummaryMMD serves CMPE's ``summary_loss`` option unchanged.
+
+This needs both sbiplug-cmpe and sbiplug-misspec, so it lives outside either plugin's own tests.
+"""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def test_toml_blocks_parse_and_study_files_load(tmp_path):
     fence = re.compile(r"^```toml[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
     pages = [p for p in DOCS.rglob("*.md") if not p.is_relative_to(DOCS / "tutorials")]
     studies = 0
-    for page in [*pages, ROOT / "README.draft.md"]:
+    for page in [*pages, ROOT / "README.md"]:
         if not page.is_file():
             continue
         for block in fence.findall(page.read_text()):
@@ -137,7 +137,7 @@ def test_tutorial_pages_are_rendered_from_the_current_tutorials():
 def test_pages_keep_no_lab_notes():
     """Pilot history belongs in docs/design/ and benchmarks/results/, not in the product."""
     pages = [p for p in DOCS.rglob("*.md") if not p.is_relative_to(DOCS / "design")]
-    pages += [p for p in (ROOT / "README.md", ROOT / "README.draft.md") if p.is_file()]
+    pages.append(ROOT / "README.md")
     for page in pages:
         if page.is_relative_to(DOCS / "tutorials"):
             continue

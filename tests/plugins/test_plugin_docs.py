@@ -1,7 +1,7 @@
 """The plugin pages' and the README's code runs, with every method plugin installed.
 
 The same runner as tests/platform/test_docs.py (docs/check_code.py), for the pages that need a
-method plugin: docs/plugins/*.md, README.md and, while it exists, README.draft.md.
+method plugin: docs/plugins/*.md and README.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ _spec.loader.exec_module(check_code)
 CANDIDATES = [
     *sorted((DOCS / "plugins").glob("*.md")),
     ROOT / "README.md",
-    ROOT / "README.draft.md",
 ]
 PAGES = [
     str(page.relative_to(ROOT))

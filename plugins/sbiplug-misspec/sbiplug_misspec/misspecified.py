@@ -1,11 +1,10 @@
 """A generic misspecification wrapper: any simulator, made wrong in one named way.
 
-``Misspecified(simulator, kind, strength)`` is itself a :class:`~sbiplug.Simulator` that produces
-the *observed* data of a misspecified process, so wrappers compose
-(``Misspecified(Misspecified(sim, "scale", 1.0), "outliers", 0.05)``). ``strength = 0`` is the
-simulator itself. Observation-process kinds act on the noise e = x − c(θ), with c(θ) and the
-noise moments estimated from ``num_replicates`` extra simulations at the same θ (pooled over the
-set axis for set-valued data ``(n, d)``, whose rows are taken as i.i.d.; per element otherwise):
+``Misspecified(simulator, kind, strength)`` is a :class:`~sbiplug.Simulator` of the *observed*
+data of a misspecified process, so wrappers compose; ``strength = 0`` is the simulator itself.
+Observation-process kinds act on the noise e = x − c(θ), with c(θ) and the noise moments
+estimated from ``num_replicates`` extra simulations at the same θ (pooled over the set axis for
+set-valued data ``(n, d)``, whose rows are taken as i.i.d.; per element otherwise):
 
 =============  ==============================================================================
 kind           observed data (s = strength)
@@ -23,9 +22,7 @@ prior_shift    θ shifted by s prior sds, in the prior's unconstrained space
 prior_scale    θ's prior sd times 1 + s, in the prior's unconstrained space
 =============  ==============================================================================
 
-Randomness follows the platform's rule (batch = its rows one after another): one seed per row
-is drawn from the generator, and everything for that row (its simulation, the replicates and
-the transform) comes from that seed.
+A batch equals its rows simulated one after another (one seed per row).
 """
 
 from __future__ import annotations

@@ -1,76 +1,18 @@
 """Summary (embedding) networks whose outputs can be pushed towards a normal target.
 
 A DeepSet (Zaheer et al., 2017) for set-valued data of shape ``(batch, n, d)`` and an MLP for
-vectors. Both end in a *linear* layer: sbi's ``PermutationInvariantEmbedding`` and
-``FCEmbedding`` end in a ReLU, so their summaries are non-negative and cannot match a standard
-normal, which the MMD regulariser of Schmitt et al. (2023) asks for.
+vectors, both ending in a *linear* layer: sbi's ``PermutationInvariantEmbedding`` and
+``FCEmbedding`` end in a ReLU, so their summaries cannot match the standard normal that the MMD
+regulariser of Schmitt et al. (2023) asks for.
 
-The default DeepSet (pooling ``"mean"``) gives ρ(mean_k φ(x_k)) + A x̄: a plain DeepSet plus a
-linear skip from the set mean x̄. Why the skip: misspecified data sit where the training data
-are sparse, and an ELU network saturates there (ELU tends to −1 on its negative side), so it
-maps far-away sets back towards the bulk and a test in summary space loses them. Without the
-skip, a trained net mapped sets with mean (5, 5) to summaries with 0.52 times the norm the
-linear fit to the bulk predicts; with it, 0.65-0.92 over the seeds and sizes we tried.
+- Pooling ``"mean"`` (default): ρ(mean_k φ(x_k)) + A x̄, a plain DeepSet plus a linear skip from
+  the set mean x̄, so that far-away (misspecified) sets are not squashed back into the bulk.
+- Pooling ``"centred"``: two blocks, [W x̄ + b, σ · BN[ρ'(h) + B h]] with
+  h = BN[mean_k ψ(x_k − x̄), log mean_k ‖x_k − x̄‖²]: the set mean through an affine map whitened
+  on the first training batch, and a narrower (sd σ = ``shape_scale``) shape block that starts
+  at the log within-set spread. It suits location-type set data.
 
-The option ``"centred"`` splits the summaries into two blocks, [W x̄ + b, σ · BN[ρ'(h) + B h]]
-with h = BN[mean_k ψ(x_k − x̄), log mean_k ‖x_k − x̄‖²]: the set mean through an affine map
-(d summaries for d-dimensional observations), and a shape block of batch-normalised (BN)
-pooled features of the centred set and its log within-set spread.
-
-- **Why the location block is affine in the set mean.** A nonlinear location block,
-  ρ(mean φ) + A x̄, fitted x̄ with R² 0.996 and yet lost power where it matters. On
-  ``gaussian_means`` (N = 1, 1000 replicates) the test's power against a prior shifted by 2
-  was 0.59-0.66 with one such summary per parameter (2 seeds), against 0.70 for the whitened
-  set mean itself. The penalty sees the bulk of the summaries; the test looks at their
-  shoulders, and the learned map bends them (squeezing the set means at 3-5 prior sds to
-  0.76-0.88 of their linear prediction). Two per parameter (the previous version) reached
-  0.69-0.70, but at S = 6, with a posterior-mean RMSE of 0.028-0.034, and with a wrong noise
-  level detected with power 0.49-0.95 depending on the seed. With the affine block: 0.69-0.70,
-  RMSE 0.023-0.032 (the default's: 0.022-0.024), and 0.97-0.99 against the noise level over
-  three seeds. For i.i.d. observations from a location-type model the set mean is the
-  sufficient statistic, and the shape block carries whatever else the posterior needs that
-  does not move with the set. Features of the absolute positions beyond their mean (say the
-  mean of log x_k) are out of this option's reach; the default ``"mean"`` pooling has them.
-- **Why it is whitened on the first training batch.** The penalty alone moved a randomly
-  initialised W only to summaries with standard deviations 0.58-0.91 in 30 epochs, unequal
-  between directions, and an isotropic-kernel test then weighs directions unequally. So on
-  the first training-mode batch of at least 32 sets, W and b are set to whiten that batch's
-  set means (an ActNorm-style data-dependent start, Kingma & Dhariwal 2018) and trained
-  freely afterwards. A batch normalisation would do it on every batch, but would add the
-  jitter of batch statistics (≈ 1/sqrt(batch) of the prior sd) to the very input the
-  posterior reads; the flag ``location_whitened`` is a buffer, so a loaded net keeps its map.
-- **Why a shape block.** A summary that is exactly normal in S dimensions, S larger than the
-  number of parameters, must fill the extra dimensions with information independent of what
-  the posterior uses: in the Gaussian-means model, the within-set shape. That is what a wrong
-  noise level or contamination changes. Mean pooling sees it only through O(1/sqrt(n))
-  variations, whose MMD gradient vanishes at first order, so it never learns them.
-- **Why it starts at the log spread.** The penalty asks only that the shape block be normal
-  and independent of the location. Any shape statistic will do, for example the ratio of the
-  two coordinates' variances, which is blind to a wrong noise level. With a randomly
-  initialised shape block, the share of the log spread in the trained summaries varied from
-  R² 0.41 to 0.91 over four seeds, and the power against a doubled noise level (N = 1) from
-  0.22 to 0.72. So the first shape summary starts as the standardised log spread, which
-  already meets its target, and the penalty fills the others with further shape statistics.
-  The linear part B h keeps these summaries from saturating, like the skip above.
-- **Why the shape block is narrower.** Its summaries have standard deviation σ =
-  ``shape_scale`` = 0.5, and the regulariser's target is N(0, diag(1, ..., 1, σ², ..., σ²))
-  to match. The test's isotropic kernel with N = 1 asks how far the observed summary lies
-  from the bulk; in effect it tests ‖s‖², and each block's share of that is its variance. At
-  σ = 1, two shape summaries dilute a test for a shifted or widened prior like a χ² with 4
-  degrees of freedom instead of 2. With ideal summaries (200 replicates), the power at
-  ``prior_loc`` = 2 is 0.61, against 0.74 for the location alone. At σ = 0.5 it is 0.73, and
-  a doubled noise level is still detected with power 0.995. sbi's x-space test weighs the
-  within-set shape in the same way: by its natural variation, which is much smaller than the
-  set mean's.
-- **Why σ is imposed by a final batch normalisation.** The penalty alone let the shape
-  block drift to a standard deviation of 0.8 in an earlier version with four location
-  summaries for two-dimensional information (they cannot fill their share of the target's
-  volume, so the penalty spread the shape block instead), which cost 0.03 of that power.
-- **Why two separate blocks, and BN of the shape features only.** One head over both branches
-  (our first version, with all pooled features batch-normalised) mixed within-set noise into
-  every summary. Its posterior-mean RMSE on gaussian_means (n = 100, posterior sd 0.1) was
-  0.10-0.12, against 0.02-0.05 for mean pooling. The set mean of Gaussian data is independent
-  of the residuals x_k − x̄, so two separate blocks can jointly meet the target.
+Why each piece is there, with the figures behind it: ``docs/design/misspec.md``.
 """
 
 from __future__ import annotations

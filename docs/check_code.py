@@ -71,6 +71,20 @@ def run_page(path: Path, budget_s: float | None = None) -> dict:
     return {"error": error, "seconds": time.perf_counter() - start}
 
 
+def run_pages_in_subprocess(pages: list[Path], out: Path, budget_s: float) -> dict[str, dict]:
+    """Run ``pages`` through this script in one fresh interpreter; ``{page path: outcome}``.
+
+    One torch thread and a headless matplotlib, as in the test suite; the subprocess runs in
+    ``out``'s folder and writes its outcomes to ``out``.
+    """
+    import subprocess
+
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    command = [sys.executable, __file__, str(out), str(budget_s), *map(str, pages)]
+    subprocess.run(command, cwd=out.parent, env=environment, check=True, timeout=1200)
+    return json.loads(out.read_text())
+
+
 def main(argv: list[str]) -> int:
     import matplotlib
 

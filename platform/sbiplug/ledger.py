@@ -17,9 +17,7 @@ import hashlib
 import importlib.metadata
 import io
 import json
-import math
 import os
-import re
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -32,6 +30,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 from torch.distributions.utils import lazy_property
 
+from sbiplug.jsonable import jsonable
 from sbiplug.simulator import Simulator
 from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
 from sbiplug.toolkit.rng import seeded
@@ -59,7 +58,6 @@ MANIFEST_FORMAT = 2
 CHECKSUM_SUFFIX = ".sha256"
 FINGERPRINT_SEED = 20_240_601
 FINGERPRINT_DRAWS = 64
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class SimulationFolderError(ValueError):
@@ -130,19 +128,6 @@ def prior_fingerprint(prior: Distribution) -> str:
     return digest.hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
-    """Options as JSON values; other objects by their repr, memory addresses removed."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    return _ADDRESS.sub("", repr(value))
-
-
 @functools.lru_cache(maxsize=1)
 def _packages() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
@@ -190,7 +175,7 @@ def simulator_identity(
         distribution, version = _distribution_of(type(simulator).__module__)
     return {
         "simulator": name or simulator.name,
-        "simulator_options": _jsonable(dict(options or {})),
+        "simulator_options": jsonable(dict(options or {}), sort_keys=True),
         "plugin_distribution": distribution,
         "plugin_version": version,
         "prior": prior_fingerprint(simulator.prior),

@@ -11,7 +11,6 @@ seed, so a study is reproducible bit for bit on one machine, whichever executor 
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import time
 import warnings
@@ -30,6 +29,7 @@ from sbiplug.embedding_nets import (
     resolve_embedding_nets,
 )
 from sbiplug.inference_data import draw_posterior_samples, posterior_log_prob
+from sbiplug.jsonable import jsonable
 from sbiplug.ledger import simulator_identity
 from sbiplug.option_checks import check_call_options
 from sbiplug.plugins import get_plugin_manager
@@ -523,16 +523,12 @@ def _replace(options: SimulationOptions, **changes: Any) -> SimulationOptions:
     return dataclasses.replace(options, **changes)
 
 
-def _jsonable(value: Any) -> Any:
-    """Options as JSON-friendly values: containers kept, other objects named by their repr."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+def _describe_option(value: Any) -> Any:
     if isinstance(value, torch.nn.Module):  # a registered embedding net is saved by its spec
         return describe_embedding_net(value) or {UNSAVED_MODULE: type(value).__qualname__}
     return repr(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Options as JSON-friendly values: containers kept, other objects named by their repr."""
+    return jsonable(value, describe=_describe_option)

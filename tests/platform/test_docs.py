@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
-import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -48,16 +44,7 @@ def pages_with_code(pages) -> list[str]:
 
 def run_pages(pages: list[str], out: Path) -> dict[str, dict]:
     """Run the pages' blocks in one subprocess; ``{page: {"error", "seconds"}}``."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    command = [
-        sys.executable,
-        str(DOCS / "check_code.py"),
-        str(out),
-        str(PAGE_BUDGET_S),  # a page past its budget is stopped and reported
-        *(str(ROOT / p) for p in pages),
-    ]
-    subprocess.run(command, cwd=out.parent, env=environment, check=True, timeout=1200)
-    results = json.loads(out.read_text())
+    results = check_code.run_pages_in_subprocess([ROOT / p for p in pages], out, PAGE_BUDGET_S)
     return {str(Path(page).relative_to(ROOT)): outcome for page, outcome in results.items()}
 
 

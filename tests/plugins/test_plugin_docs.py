@@ -7,10 +7,6 @@ method plugin: docs/plugins/*.md and README.md.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,16 +33,8 @@ PAGES = [
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("plugin-docs-code") / "outcomes.json"
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    command = [
-        sys.executable,
-        str(DOCS / "check_code.py"),
-        str(out),
-        str(PAGE_BUDGET_S),  # a page past its budget is stopped and reported
-        *(str(ROOT / p) for p in PAGES),
-    ]
-    subprocess.run(command, cwd=out.parent, env=environment, check=True, timeout=1200)
-    return {str(Path(p).relative_to(ROOT)): o for p, o in json.loads(out.read_text()).items()}
+    results = check_code.run_pages_in_subprocess([ROOT / p for p in PAGES], out, PAGE_BUDGET_S)
+    return {str(Path(p).relative_to(ROOT)): o for p, o in results.items()}
 
 
 def test_every_plugin_has_a_page_with_code():

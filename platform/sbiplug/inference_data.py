@@ -16,19 +16,10 @@ import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
-from sbiplug.convergence import (
-    ESS_THRESHOLD,
-    RHAT_THRESHOLD,
-    ConvergenceWarning,
-    convergence_problems,
-)
-
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
+    from torch import Tensor
 
 __all__ = [
     "ARVIZ_GROUPS",
@@ -96,6 +87,66 @@ def summarize(posterior: xr.Dataset, **kwargs: Any) -> pd.DataFrame:
         return az.summary(posterior, **kwargs)
 
 
+#: Thresholds of Vehtari et al. (2021): trust the chains when R-hat <= 1.01 and the bulk and
+#: tail effective sample sizes are at least 400 (100 per chain for four chains).
+RHAT_THRESHOLD = 1.01
+ESS_THRESHOLD = 400
+
+
+class ConvergenceWarning(UserWarning):
+    """MCMC chains disagree (R-hat too high) or carry too few effective draws (ESS too low)."""
+
+
+def convergence_problems(posterior: xr.Dataset) -> list[str]:
+    """Why the chains of a posterior are not to be trusted yet; empty when they are.
+
+    Rank-normalised split R-hat and bulk and tail ESS (Vehtari, Gelman, Simpson, Carpenter &
+    Bürkner 2021) of every parameter, against :data:`RHAT_THRESHOLD` and :data:`ESS_THRESHOLD`.
+    A single chain is not checked: R-hat needs several, and one chain of independent draws
+    (direct sampling) has nothing to converge.
+
+    Arguments:
+        posterior: Variables with dims ``(chain, draw)``.
+
+    Returns:
+        One line per failed check, naming the worst parameters and their values.
+    """
+    if posterior.sizes.get("chain", 1) < 2 or posterior.sizes.get("draw", 0) < 4:
+        return []
+    az = arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(posterior)
+        bulk = az.ess(posterior, method="bulk")
+        tail = az.ess(posterior, method="tail")
+    problems = []
+    checks = (
+        ("R-hat", rhat, lambda v: v > RHAT_THRESHOLD, f"> {RHAT_THRESHOLD}", max),
+        ("bulk ESS", bulk, lambda v: v < ESS_THRESHOLD, f"< {ESS_THRESHOLD}", min),
+        ("tail ESS", tail, lambda v: v < ESS_THRESHOLD, f"< {ESS_THRESHOLD}", min),
+    )
+    for label, values, bad, bound, worst in checks:
+        numbers = {name: float(values[name].values) for name in values.data_vars}
+        failed = {
+            name: value for name, value in numbers.items() if not math.isfinite(value) or bad(value)
+        }
+        if failed:
+            shown = ", ".join(f"{name} {value:.3g}" for name, value in list(failed.items())[:4])
+            more = f" and {len(failed) - 4} more" if len(failed) > 4 else ""
+            problems.append(
+                f"{label} {bound} for {len(failed)} of {len(numbers)} parameters "
+                f"({shown}{more}; worst {worst(failed.values()):.3g})"
+            )
+    return problems
+
+
+def _torch() -> Any:
+    # imported on use: the CLI's report imports this module, and listing plugins must stay light
+    import torch
+
+    return torch
+
+
 def draw_posterior_samples(
     posterior: Any, observations: Tensor, num_samples: int, show_progress_bars: bool = False
 ) -> Tensor:
@@ -123,7 +174,7 @@ def draw_posterior_samples(
             posterior.sample((total,), x=x_o, show_progress_bars=show_progress_bars)
             for x_o in observations
         ]
-        samples = torch.stack(per_observation)
+        samples = _torch().stack(per_observation)
         return samples.reshape(len(observations), num_chains, num_draws, -1).detach().float()
     from tqdm.auto import tqdm
 
@@ -146,7 +197,7 @@ def draw_posterior_samples(
                 for x_o in observations:
                     draws.append(_sample(posterior, total, x_o))
                     bar.update(total)
-                samples = torch.stack(draws)
+                samples = _torch().stack(draws)
         bar.update(bar.total - bar.n)
     return samples.reshape(len(observations), num_chains, num_draws, -1).detach().float()
 
@@ -196,4 +247,4 @@ def posterior_log_prob(posterior: Any, samples: Tensor, observations: Tensor) ->
             values.append(log_prob.reshape(draws.shape[:-1]))
     except (NotImplementedError, AttributeError, TypeError):
         return None
-    return torch.stack(values).detach().float()
+    return _torch().stack(values).detach().float()

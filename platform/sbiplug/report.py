@@ -3,7 +3,7 @@
 A report degrades, it never fails whole: a diagnostic whose plugin is not installed is listed
 as unavailable with the numbers and arrays it stored; a figure that cannot be drawn is skipped
 with a warning; MCMC chains that disagree get a warning line under their table (R-hat and ESS
-thresholds of Vehtari et al. 2021, :func:`sbiplug.convergence.convergence_problems`).
+thresholds of Vehtari et al. 2021, :func:`sbiplug.inference_data.convergence_problems`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sbiplug.convergence import convergence_problems
+from sbiplug.inference_data import convergence_problems
 from sbiplug.toolkit.atomic import atomic_write_text
 
 if TYPE_CHECKING:

@@ -21,7 +21,17 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("sbiplug", "sbiplug_cmpe", "sbiplug_misspec", "sbiplug_trade", "sbiplug_fff", "sbiplug_ood")
+OURS = (
+    "sbiplug",
+    "sbiplug_cmpe",
+    "sbiplug_misspec",
+    "sbiplug_trade",
+    "sbiplug_fff",
+    "sbiplug_ood",
+    "sbiplug_flowanalysis",
+    "sbiplug_distances",
+    "sbiplug_context",
+)
 MARKER = re.compile(r"<!-- api: ([\w.]+) -->")
 ROLE = re.compile(r":\w+:`~?([^`]+)`")  # reST roles such as :func:`x` read as code
 OPTIONS = re.compile(r"<!-- options: ([\w.]+):([\w.]+) -->")

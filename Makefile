@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := $(sort $(wildcard plugins/sbiplug-*))
 PLUGIN_PROJECTS := $(addsuffix /pyproject.toml,$(PLUGINS))
-# The pinned CPU wheel: an unpinned torch pulls a multi-GB CUDA build (Python 3.12 has only that one).
+# Pinned: on 3.11 the CPU wheel on this machine; on 3.12 the registry has only the full CUDA build
+# of 2.13.0 (about 3 GB), kept in the venv between runs. An unpinned torch pulls a newer multi-GB one.
+# Python 3.12 (ArviZ 1.x): make PYTHON=python3.12 VENV=.venv312 HOST_VENV=.venv312-host test
 TORCH ?= torch==2.13.0
 
 .PHONY: demo test test-host test-plugins-alone lint imports docs docs-tutorials venv venv-host clean

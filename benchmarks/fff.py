@@ -1,31 +1,37 @@
-"""Benchmark: manifold free-form flows (M-FFF) against naive Euclidean baselines, and FFF vs NPE.
+"""Benchmark: free-form flows at their defaults: M-FFF against naive baselines, FFF against NPE.
 
-Prints, in one run, C2ST against the reference posterior and the wall time to draw 10 000
-posterior samples for
-- M-FFF (conditional von Mises(-Fisher) mixture latent) on vmf_direction (S^2) and
-  torus_angles (T^2), whose posterior wraps across +-pi; on torus_angles also the plain M-FFF
-  with the uniform latent;
-- sbi NPE (nsf) and sbi FMPE on the naive parameterisations: directions as unconstrained R^3
-  vectors normalised after sampling, angles as a box [-pi, pi]^2;
-- FFF against NPE (nsf) on two_moons.
-C2ST is computed in the embedding (unit vectors; (cos, sin) per angle) for every method.
+Every headline row runs the public API at its defaults, with no options:
+``make_estimator("mfff", prior, manifold=...)`` / ``make_estimator("fff", prior)`` and
+``.train()``, sbi's ``NPE(prior, density_estimator="nsf")`` and ``FMPE(prior)``. Tasks:
+- vmf_direction (S^2), torus_angles (T^2, a posterior that wraps across +-pi) and
+  so3_orientation (SO(3)): M-FFF against sbi NPE (nsf) and FMPE on the naive
+  parameterisations (directions as unconstrained R^3 vectors, angles as a box [-pi, pi]^2,
+  rotations as unconstrained 3x3 matrices; each projected onto the manifold after sampling);
+  observations simulated from prior draws (torus_angles: the first two at the seam);
+- two_moons at 10,000 simulations: FFF against NPE (nsf) on sbibm's observations and reference
+  posteriors, read from the sbibm wheel cached in ~/.cache/sbiplug (the helper of
+  benchmarks/cmpe.py; fetch it once with ``pip download --no-deps sbibm==1.1.0 -d
+  ~/.cache/sbiplug``).
+C2ST (sbi's MLP, 5 folds) is computed in the embedding for every method. ``--tuned`` adds
+extra rows, marked "tuned", with the hand-set options of the previous benchmark run.
 
-Usage: ``python -m benchmarks.fff [--quick] [--only TASK ...] [--methods METHOD ...]`` from the
-repository root (not run by CI); ``--only two_moons torus_angles`` runs those tasks,
-``--methods FFF M-FFF`` only those rows (the table then lacks the others' comparison lines);
-``--flow-epochs N``, ``--flow-batch-size N``, ``--mfff-beta B``, ``--mfff-hidden N``,
-``--mfff-blocks N``, ``--mfff-latent uniform|mixture`` and ``--flow-patience N`` (sbi's
-early-stopping patience) override the pinned flow settings (sensitivity runs).
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python -m benchmarks.fff        # full protocol
+    python -m benchmarks.fff --only two_moons --methods FFF "NPE (nsf)"       # a subset
+    python -m benchmarks.fff --quick                                          # smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import math
+import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from sbi.inference import FMPE, NPE
@@ -33,118 +39,59 @@ from sbi.utils import BoxUniform
 from sbi.utils.metrics import c2st
 
 import sbiplug
+from benchmarks.cmpe import DEFAULT_WHEEL, sbibm_reference
 from sbiplug.toolkit import NullTracker
 from sbiplug_fff import FreeFormNPE, build_fff, build_mfff
-from sbiplug_fff.manifolds import Torus
+from sbiplug_fff.manifolds import SO3, Torus
 
-# The network settings of the recorded run (benchmarks/results/fff.txt), pinned so that the
-# results stay reproducible if the package defaults change. Flows train with FreeFormNPE
-# (cosine learning-rate decay over flow_epochs, from FLOW_LEARNING_RATE).
-# M-FFF: no projection or uniform-sample penalties (both held the torus posterior too broad);
-# the latent is the conditional von Mises(-Fisher) mixture (the package default on the sphere
-# and the torus). On torus_angles the plain uniform-latent M-FFF is printed as well.
-MFFF_NETWORK = dict(
+# The hand-set options of the previous run (2026-11-28), for the extra rows marked "tuned":
+# trained by FreeFormNPE for 100 epochs, batch 128, rate 2e-3 decayed by a cosine.
+TUNED_MFFF = dict(
     latent="mixture",
-    hidden_features=128,
-    num_blocks=2,
     beta=100.0,
     projection_weight=0.0,
     uniform_reconstruction_weight=0.0,
     latent_reconstruction_weight=10.0,
-    hutchinson_samples=1,
 )
-# FFF: beta = 1000, as two_moons' posterior is ~50x narrower than the prior that sets the
-# standardisation; with 25 the decoder is no inverse of the encoder at that scale.
-FFF_NETWORK = dict(hidden_features=128, num_blocks=2, beta=1000.0, hutchinson_samples=1)
-FLOW_LEARNING_RATE = 2e-3
-FLOW_BATCH_SIZE = 128
-# sbi's early-stopping patience for the flows (None: sbi's default of 20 epochs)
-FLOW_PATIENCE: int | None = None
+TUNED_FFF = dict(beta=1000.0, latent_reconstruction_weight=0.0)
+TUNED_TRAIN = dict(max_num_epochs=100, training_batch_size=128, learning_rate=2e-3)
 
-
-TASKS = ("vmf_direction", "torus_angles", "two_moons")
+TASKS = ("vmf_direction", "torus_angles", "so3_orientation", "two_moons")
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke version")
-    parser.add_argument(
-        "--only", nargs="+", choices=TASKS, default=list(TASKS), help="run only these tasks"
-    )
-    parser.add_argument(
-        "--flow-epochs",
-        type=int,
-        default=None,
-        help="override max_num_epochs of the flows (M-FFF, FFF)",
-    )
-    parser.add_argument(
-        "--mfff-beta",
-        type=float,
-        default=None,
-        help="override the M-FFF reconstruction weight beta",
-    )
-    parser.add_argument(
-        "--mfff-hidden",
-        type=int,
-        default=None,
-        help="override the M-FFF hidden width (hidden_features)",
-    )
-    parser.add_argument(
-        "--mfff-blocks",
-        type=int,
-        default=None,
-        help="override the M-FFF number of residual blocks (num_blocks)",
-    )
-    parser.add_argument(
-        "--mfff-latent",
-        choices=("uniform", "mixture"),
-        default=None,
-        help="override the M-FFF latent (uniform, or the conditional von Mises mixture)",
-    )
-    parser.add_argument(
-        "--flow-batch-size",
-        type=int,
-        default=None,
-        help="override the training batch size of the flows (M-FFF, FFF)",
-    )
-    parser.add_argument(
-        "--flow-patience",
-        type=int,
-        default=None,
-        help="sbi stop_after_epochs for the flows (above flow_epochs: the cosine completes)",
-    )
-    parser.add_argument(
-        "--methods", nargs="+", default=None, help="run only these methods (e.g. FFF M-FFF)"
-    )
+    parser.add_argument("--only", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--methods", nargs="+", default=None, help="only these rows")
+    parser.add_argument("--tuned", action="store_true", help="add the marked tuned rows")
+    parser.add_argument("--observations", type=int, default=10, help="observations per task")
+    parser.add_argument("--sbibm-wheel", type=Path, default=DEFAULT_WHEEL)
     return parser.parse_args()
 
 
-def settings(quick: bool) -> dict:
-    if quick:
-        return dict(
-            simulations=1000,
-            flow_epochs=3,
-            baseline_epochs=3,
-            observations=1,
-            c2st_draws=500,
-            timing_draws=2000,
-        )
+def settings(arguments: argparse.Namespace) -> dict:
+    if arguments.quick:
+        # a smoke run: every method capped at 3 epochs (numbers mean nothing)
+        return dict(simulations=1000, observations=1, c2st_draws=500, timing_draws=2000, epochs=3)
     return dict(
         simulations=10_000,
-        flow_epochs=100,
-        baseline_epochs=150,
-        observations=10,
+        observations=arguments.observations,
         c2st_draws=2000,
         timing_draws=10_000,
+        epochs=None,
     )
 
 
-def flow_train_options() -> dict:
-    """sbi ``train`` options of the flows (M-FFF, FFF)."""
-    options = dict(training_batch_size=FLOW_BATCH_SIZE, learning_rate=FLOW_LEARNING_RATE)
-    if FLOW_PATIENCE is not None:
-        options["stop_after_epochs"] = FLOW_PATIENCE
-    return options
+def quiet_train(trainer, theta, x, config: dict, **options) -> tuple[object, float]:
+    """``append_simulations(theta, x).train(**options)``; the posterior and the wall time."""
+    if config["epochs"] is not None:
+        options = {**options, "max_num_epochs": config["epochs"]}
+    start = time.perf_counter()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        trainer.append_simulations(theta, x).train(**options)
+    return trainer.build_posterior(), time.perf_counter() - start
 
 
 def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, float]:
@@ -154,31 +101,72 @@ def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, f
     return draws, time.perf_counter() - start
 
 
-def train(trainer, theta, x, epochs: int, **options) -> tuple[object, float]:
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.append_simulations(theta, x).train(
-            max_num_epochs=epochs, show_train_summary=False, **options
-        )
-    return trainer.build_posterior(), time.perf_counter() - start
-
-
-def score_posterior(
-    posterior, simulator, observations: torch.Tensor, config: dict, embed=lambda theta: theta
-) -> tuple[list[float], float]:
-    """C2ST against the reference posterior per observation, and the mean time to draw."""
+def score(posterior, pairs, config: dict, embed=lambda theta: theta) -> tuple[list[float], float]:
+    """C2ST per (observation, reference draws) pair, and the mean time to draw."""
     scores, seconds = [], []
-    for i, x_o in enumerate(observations):
-        reference = simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i)
+    for i, (x_o, reference) in enumerate(pairs):
         torch.manual_seed(20 + i)
         draws, elapsed = timed_draws(posterior, x_o, config["timing_draws"])
         seconds.append(elapsed)
-        scores.append(float(c2st(embed(draws[: config["c2st_draws"]]), reference, seed=0)))
+        scores.append(float(c2st(embed(draws[: len(reference)]), reference, seed=0)))
     return scores, sum(seconds) / len(seconds)
 
 
-def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> list[tuple]:
+def quiet(make):
+    """A factory with progress bars and the tracker off (nothing else changed)."""
+    return lambda prior, **options: make(
+        prior, show_progress_bars=False, tracker=NullTracker(), **options
+    )
+
+
+def manifold_methods(simulator, arguments) -> dict:
+    """name -> (make trainer, parameters to train on, map of draws to the embedding, train
+    options)."""
+    name, manifold = simulator.name, simulator.parameter_manifold
+    prior = simulator.prior
+    mfff = quiet(lambda prior, **o: sbiplug.make_estimator("mfff", prior, manifold=manifold, **o))
+    methods = {"M-FFF": (lambda: mfff(prior), None, None, {})}
+    if name == "torus_angles":
+        naive_prior = BoxUniform(-math.pi * torch.ones(2), math.pi * torch.ones(2))
+        naive, embed = Torus(2).to_angles, Torus.from_angles
+    elif name == "so3_orientation":
+        naive_prior, naive, embed = None, (lambda theta: theta), SO3().project
+    else:  # unconstrained R^3 vectors
+        naive_prior, naive = None, (lambda theta: theta)
+
+        def embed(draws):
+            return draws / draws.norm(dim=-1, keepdim=True)
+
+    methods |= {
+        "NPE (nsf), naive": (
+            lambda: quiet(NPE)(naive_prior, density_estimator="nsf"),
+            naive,
+            embed,
+            {},
+        ),
+        "FMPE, naive": (lambda: quiet(FMPE)(naive_prior), naive, embed, {}),
+    }
+    if arguments.tuned:
+
+        def tuned(**network):
+            return lambda: FreeFormNPE(
+                prior=prior,
+                density_estimator=build_mfff(manifold=manifold, **network),
+                show_progress_bars=False,
+                tracker=NullTracker(),
+            )
+
+        methods["M-FFF, tuned (previous run's options)"] = (tuned(**TUNED_MFFF), None, None, {})
+        methods["M-FFF, tuned: uniform latent"] = (
+            tuned(**{**TUNED_MFFF, "latent": "uniform"}) if name == "torus_angles" else None,
+            None,
+            None,
+            {},
+        )
+    return {k: v for k, v in methods.items() if v[0] is not None}
+
+
+def run_task(name: str, config: dict, arguments) -> list[tuple]:
     """Rows (task, method, mean C2ST, per-observation C2ST, train s, seconds per draws)."""
     simulator = sbiplug.make_simulator(name)
     n = config["simulations"]
@@ -194,108 +182,54 @@ def run_task(name: str, config: dict, only_methods: list[str] | None = None) -> 
         observations = torch.cat([simulator.simulate(seam, seed=4), observations])[
             : config["observations"]
         ]
-    torus = Torus(2)
-
-    if name == "torus_angles":
-        naive_theta = torus.to_angles(theta)
-        naive_prior = BoxUniform(-math.pi * torch.ones(2), math.pi * torch.ones(2))
-
-        def to_embedding(draws):
-            return Torus.from_angles(draws)
-    else:
-        naive_theta, naive_prior = theta, None  # unconstrained R^3 vectors
-
-        def to_embedding(draws):
-            return draws / draws.norm(dim=-1, keepdim=True)
-
-    def mfff(**overrides):
-        network = {**MFFF_NETWORK, **overrides}
-        return (
-            lambda: FreeFormNPE(
-                prior=simulator.prior,
-                density_estimator=build_mfff(manifold=simulator.parameter_manifold, **network),
-                show_progress_bars=False,
-                tracker=NullTracker(),
-            ),
-            theta,
-            lambda d: d,
-            flow_train_options(),
-            config["flow_epochs"],
-        )
-
-    methods = {"M-FFF": mfff()}
-    if name == "torus_angles" and MFFF_NETWORK["latent"] != "uniform":
-        methods["M-FFF, uniform latent"] = mfff(latent="uniform")
-    methods |= {
-        "NPE (nsf), naive": (
-            lambda: NPE(
-                naive_prior,
-                density_estimator="nsf",
-                show_progress_bars=False,
-                tracker=NullTracker(),
-            ),
-            naive_theta,
-            to_embedding,
-            {},
-            config["baseline_epochs"],
-        ),
-        "FMPE, naive": (
-            lambda: FMPE(naive_prior, show_progress_bars=False, tracker=NullTracker()),
-            naive_theta,
-            to_embedding,
-            {},
-            config["baseline_epochs"],
-        ),
-    }
+    pairs = [
+        (x_o, simulator.reference_posterior(x_o, config["c2st_draws"], seed=10 + i))
+        for i, x_o in enumerate(observations)
+    ]
     rows = []
-    for method, (make, train_theta, embed, options, epochs) in methods.items():
-        if only_methods is not None and method not in only_methods:
+    for method, (make, naive, embed, options) in manifold_methods(simulator, arguments).items():
+        if arguments.methods is not None and method not in arguments.methods:
             continue
         torch.manual_seed(0)
-        posterior, train_seconds = train(make(), train_theta, x, epochs, **options)
-        scores, seconds = score_posterior(posterior, simulator, observations, config, embed)
+        train_theta = theta if naive is None else naive(theta)
+        posterior, train_seconds = quiet_train(make(), train_theta, x, config, **options)
+        scores, seconds = score(posterior, pairs, config, embed or (lambda d: d))
         rows.append((name, method, sum(scores) / len(scores), scores, train_seconds, seconds))
         print(f"  done {name} / {method}: C2ST {rows[-1][2]:.3f}", flush=True)
     return rows
 
 
-def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[tuple]:
+def run_two_moons(config: dict, arguments) -> list[tuple]:
     simulator = sbiplug.make_simulator("two_moons")
-    n = config["simulations"]
-    theta = simulator.sample_prior(n, seed=0)
+    torch.manual_seed(0)
+    theta = simulator.prior.sample((config["simulations"],))
     x = simulator.simulate(theta, seed=1)
-    observations = simulator.simulate(
-        simulator.sample_prior(config["observations"], seed=2), seed=3
-    )
+    pairs = []
+    for i in range(config["observations"]):
+        x_o, reference = sbibm_reference(arguments.sbibm_wheel, "two_moons", i + 1)
+        pairs.append((x_o[0], reference[: config["c2st_draws"]]))
+    prior = simulator.prior
     methods = {
-        "FFF": (
-            lambda: FreeFormNPE(
-                prior=simulator.prior,
-                density_estimator=build_fff(**FFF_NETWORK),
-                show_progress_bars=False,
-                tracker=NullTracker(),
-            ),
-            flow_train_options(),
-            config["flow_epochs"],
-        ),
-        "NPE (nsf)": (
-            lambda: NPE(
-                simulator.prior,
-                density_estimator="nsf",
-                show_progress_bars=False,
-                tracker=NullTracker(),
-            ),
-            {},
-            config["baseline_epochs"],
-        ),
+        "FFF": (lambda: quiet(lambda p, **o: sbiplug.make_estimator("fff", p, **o))(prior), {}),
+        "NPE (nsf)": (lambda: quiet(NPE)(prior, density_estimator="nsf"), {}),
     }
+    if arguments.tuned:
+        methods["FFF, tuned: beta 1000 (previous run's options)"] = (
+            lambda: FreeFormNPE(
+                prior=prior,
+                density_estimator=build_fff(**TUNED_FFF),
+                show_progress_bars=False,
+                tracker=NullTracker(),
+            ),
+            TUNED_TRAIN,
+        )
     rows = []
-    for method, (make, options, epochs) in methods.items():
-        if only_methods is not None and method not in only_methods:
+    for method, (make, options) in methods.items():
+        if arguments.methods is not None and method not in arguments.methods:
             continue
         torch.manual_seed(0)
-        posterior, train_seconds = train(make(), theta, x, epochs, **options)
-        scores, seconds = score_posterior(posterior, simulator, observations, config)
+        posterior, train_seconds = quiet_train(make(), theta, x, config, **options)
+        scores, seconds = score(posterior, pairs, config)
         rows.append(
             ("two_moons", method, sum(scores) / len(scores), scores, train_seconds, seconds)
         )
@@ -303,47 +237,73 @@ def run_two_moons(config: dict, only_methods: list[str] | None = None) -> list[t
     return rows
 
 
+# The previous run's figures (benchmarks/results/fff.txt of 2026-11-28, hand-set options): the
+# goal is M-FFF at defaults no worse. so3_orientation was not benchmarked then.
+PREVIOUS_TUNED = {"vmf_direction": 0.514, "torus_angles": 0.524}
+# one training seed, 10 observations: differences below ~0.01 are noise
+NOISE_MARGIN = 0.01
+
+
+def goals(rows: list[tuple]) -> list[str]:
+    by = {
+        (task, method): (mean, train_s, draw_s) for task, method, mean, _, train_s, draw_s in rows
+    }
+    lines = []
+    for task, previous in PREVIOUS_TUNED.items():
+        if (task, "M-FFF") in by:
+            mean = by[(task, "M-FFF")][0]
+            met = mean <= previous + NOISE_MARGIN
+            lines.append(
+                f"{task}: M-FFF at defaults {mean:.3f} vs previous tuned {previous:.3f} "
+                f"(+{NOISE_MARGIN} noise): {'met' if met else 'MISSED'}"
+            )
+    for task in ("vmf_direction", "torus_angles", "so3_orientation"):
+        found = [by.get((task, m)) for m in ("M-FFF", "NPE (nsf), naive", "FMPE, naive")]
+        if None not in found:
+            mfff, npe, fmpe = found
+            lines.append(
+                f"{task}: M-FFF {mfff[0]:.3f} vs naive NPE {npe[0]:.3f} / FMPE {fmpe[0]:.3f}; "
+                f"sampling {fmpe[2] / mfff[2]:.0f}x faster than FMPE"
+            )
+    if ("two_moons", "FFF") in by and ("two_moons", "NPE (nsf)") in by:
+        fff, nsf = by[("two_moons", "FFF")], by[("two_moons", "NPE (nsf)")]
+        gap = fff[0] - nsf[0]
+        lines.append(
+            f"two_moons: FFF - NPE (nsf) C2ST = {fff[0]:.3f} - {nsf[0]:.3f} = {gap:+.3f} "
+            f"(goal <= +0.03): {'met' if gap <= 0.03 else 'MISSED'}; training "
+            f"{fff[1]:.0f} s vs {nsf[1]:.0f} s"
+        )
+    return lines
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
-    args = parse()
+    arguments = parse()
     torch.set_num_threads(1)
-    config = settings(args.quick)
-    if args.flow_epochs is not None:
-        config["flow_epochs"] = args.flow_epochs
-    if args.mfff_beta is not None:
-        MFFF_NETWORK["beta"] = args.mfff_beta
-    if args.mfff_hidden is not None:
-        MFFF_NETWORK["hidden_features"] = args.mfff_hidden
-    if args.mfff_blocks is not None:
-        MFFF_NETWORK["num_blocks"] = args.mfff_blocks
-    if args.mfff_latent is not None:
-        MFFF_NETWORK["latent"] = args.mfff_latent
-    global FLOW_BATCH_SIZE, FLOW_PATIENCE
-    if args.flow_batch_size is not None:
-        FLOW_BATCH_SIZE = args.flow_batch_size
-    if args.flow_patience is not None:
-        FLOW_PATIENCE = args.flow_patience
+    config = settings(arguments)
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
-    print("machine: 2 cores, no GPU, shared with 3 other jobs (times are wall-clock)")
+    print(
+        f"machine: {os.cpu_count()} cores shared with other jobs, no GPU, torch threads 1; "
+        f"load average at start {load_average()} (times are wall-clock)"
+    )
     print(f"command: python -m benchmarks.fff {' '.join(sys.argv[1:])}".rstrip())
     print(
-        f"settings: {'QUICK (reduced) ' if args.quick else ''}{config}; "
-        "max_num_epochs: flow_epochs for M-FFF/FFF, baseline_epochs for NPE/FMPE "
-        "(sbi early stopping after 20 epochs without improvement); "
-        f"M-FFF: {MFFF_NETWORK}; FFF: {FFF_NETWORK}; both batch {FLOW_BATCH_SIZE}, "
-        "FreeFormNPE with "
-        f"lr {FLOW_LEARNING_RATE} decayed by a cosine to 1% over flow_epochs; "
-        "NPE / FMPE: sbi defaults; C2ST: sbi c2st (MLP, 5 folds) on c2st_draws draws per "
-        "observation in the embedding (torus_angles: the first two observations sit at the "
-        "seam +-pi, the rest are prior draws); sample time: one call drawing timing_draws after a "
-        "warm-up, averaged over observations",
+        f"settings: {'QUICK (reduced) ' if arguments.quick else ''}{config}; every headline "
+        "row at the public API's defaults (no options to the factory or to train()); C2ST: "
+        "sbi c2st (MLP, 5 folds), c2st_draws per observation in the embedding; two_moons: "
+        "sbibm observations 1..N and their reference draws; sample time: one call drawing "
+        "timing_draws after a warm-up, averaged over observations",
         flush=True,
     )
     rows = []
-    for task in args.only:
+    for task in arguments.only:
         if task == "two_moons":
-            rows += run_two_moons(config, args.methods)
+            rows += run_two_moons(config, arguments)
         else:
-            rows += run_task(task, config, args.methods)
+            rows += run_task(task, config, arguments)
     draws = config["timing_draws"]
     print()
     print(f"| task | method | C2ST (mean) | C2ST per observation | train s | s to draw {draws} |")
@@ -352,26 +312,10 @@ def main() -> None:
         per = ", ".join(f"{s:.3f}" for s in scores)
         print(f"| {task} | {method} | {mean:.3f} | {per} | {train_seconds:.0f} | {seconds:.3f} |")
     print()
-    by = {(task, method): (mean, seconds) for task, method, mean, _, _, seconds in rows}
-    for task in ("vmf_direction", "torus_angles"):
-        found = [by.get((task, m)) for m in ("M-FFF", "NPE (nsf), naive", "FMPE, naive")]
-        if None in found:
-            continue  # a partial run: compare by hand with the recorded rows
-        mfff, npe, fmpe = found
-        print(
-            f"{task}: M-FFF more accurate than both naive baselines: "
-            f"{mfff[0] < min(npe[0], fmpe[0])}; sampling speed-up over FMPE: "
-            f"{fmpe[1] / mfff[1]:.0f}x (goal >= 20x)"
-        )
-    if ("torus_angles", "M-FFF, uniform latent") in by:
-        print(
-            "torus_angles, plain M-FFF (uniform latent): C2ST "
-            f"{by[('torus_angles', 'M-FFF, uniform latent')][0]:.3f} (mixture latent: "
-            f"{by[('torus_angles', 'M-FFF')][0]:.3f})"
-        )
-    if ("two_moons", "FFF") in by and ("two_moons", "NPE (nsf)") in by:
-        fff, nsf = by[("two_moons", "FFF")], by[("two_moons", "NPE (nsf)")]
-        print(f"two_moons: FFF - NPE C2ST = {fff[0] - nsf[0]:+.3f} (goal <= 0.03)")
+    print(f"load average at end {load_average()}")
+    print("goals:")
+    for line in goals(rows):
+        print("  " + line)
 
 
 if __name__ == "__main__":

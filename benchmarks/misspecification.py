@@ -12,9 +12,14 @@ the model itself (FPR). Columns, all testing the same data sets at alpha = 0.05:
        i.e. the previous default;
   (cx) sbi's ``calc_misspecification_mmd`` in x-space, (ce) in embedding mode on (b)'s net
        (RBF median heuristic; sbi's shuffling null on a pool of simulated data sets);
-  (o)  gaussian_means only: the default test with the ideal summary block (the whitened set
-       mean, sufficient for μ) in place of the learned one: how far (a)'s learned summaries are
-       from ideal. No likelihood-ratio oracle is run for the other models.
+  (o)  an oracle that knows the alternative: per row, a classifier trained on
+       ``--oracle-train`` data sets of the true misspecified process against as many from the
+       model (input: x (sets: the set mean) and the default test's data/residual features,
+       computed with (a)'s network), approximating the likelihood ratio; statistic: the sum
+       of its logits over the N sets, against a simulated null of model data sets. It shows
+       how much any test of these features could see; not a competitor in the goals.
+  (i)  gaussian_means only: the default test with the ideal summary block (the whitened set
+       mean, sufficient for μ) in place of the learned one.
 
 Nulls: per column and N, ``--nulls`` reference sets + simulated nulls (``SimulatedNull``; sbi:
 pools + baseline MMDs), replicate r of every row using null r mod ``--nulls``; each rate is
@@ -45,6 +50,7 @@ from sbi.diagnostics.misspecification import (
 import sbiplug
 from sbiplug_misspec import NPEMMD, GaussianMeans, Misspecified
 from sbiplug_misspec.hypothesis_test import SimulatedNull, summarise
+from sbiplug_misspec.null import resolve_data_features
 
 KINDS: dict[str, tuple[float, float]] = {
     "heavy_tails": (0.2, 0.5),  # Student-t with 5 and 2 degrees of freedom, same scale
@@ -59,7 +65,10 @@ KINDS: dict[str, tuple[float, float]] = {
     "prior_scale": (0.5, 1.0),  # prior sd x 1.5, x 2
 }
 SIZES = (1, 5)
-COLUMNS = ("(a) default", "(b) unreg.", "(a1) paper", "(cx) sbi x", "(ce) sbi emb.", "(o) ideal")
+COLUMNS = (
+    "(a) default", "(b) unreg.", "(a1) paper", "(cx) sbi x", "(ce) sbi emb.", "(o) oracle",
+    "(i) ideal",
+)  # fmt: skip
 ALPHA = 0.05
 
 
@@ -73,15 +82,20 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--nulls", type=int, default=4, help="reference sets/nulls per column")
     parser.add_argument("--num-simulations", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=40, help="max training epochs")
+    parser.add_argument("--oracle-train", type=int, default=1000, help="oracle data sets")
+    parser.add_argument("--no-ideal", action="store_true", help="skip column (i)")
+    parser.add_argument("--strong-only", action="store_true", help="only the stronger level")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny smoke version")
     args = parser.parse_args()
     args.num_reference, args.num_null, args.sbi_shuffles, args.sbi_pool = 1000, 500, 500, 1000
-    args.other_reps = args.other_reps or args.reps
-    args.other_fpr_reps = args.other_fpr_reps or args.fpr_reps
     if args.quick:
         args.reps, args.fpr_reps, args.nulls, args.num_simulations, args.epochs = 20, 20, 1, 1000, 2
+        args.other_reps = args.other_fpr_reps = None
+        args.oracle_train = 100
         args.num_reference, args.num_null, args.sbi_shuffles, args.sbi_pool = 200, 99, 50, 200
+    args.other_reps = args.other_reps or args.reps
+    args.other_fpr_reps = args.other_fpr_reps or args.fpr_reps
     return args
 
 
@@ -125,8 +139,10 @@ class IdealSetMean(torch.nn.Module):
         return x.mean(dim=-2) / math.sqrt(1 + 1 / x.shape[-2])
 
 
-def rows() -> list[tuple[str | None, float]]:
-    return [(None, 0.0)] + [(kind, s) for kind, pair in KINDS.items() for s in pair]
+def rows(strong_only: bool = False) -> list[tuple[str | None, float]]:
+    """FPR row, then each kind at its two strengths (``strong_only``: the stronger alone)."""
+    pairs = [(kind, s) for kind, pair in KINDS.items() for s in pair]
+    return [(None, 0.0)] + [(k, s) for k, s in pairs if not strong_only or s == KINDS[k][1]]
 
 
 def observed(model: sbiplug.Simulator, kind: str | None, strength: float, reps: int, seed: int):
@@ -199,6 +215,72 @@ def sbi_column(embed, model, data, args):
     return out
 
 
+def oracle_features(trainer: NPEMMD, model: sbiplug.Simulator):
+    """x -> the oracle's inputs: x (sets: its mean) and the default test's data blocks."""
+    blocks = resolve_data_features("auto", model, trainer)
+
+    def featurise(x: torch.Tensor) -> torch.Tensor:
+        location = x.mean(dim=-2) if x.ndim == 3 else x.flatten(1)
+        parts = [location.double()] + [torch.as_tensor(f(x)).double() for _, f in blocks]
+        return torch.cat(parts, dim=-1)
+
+    return featurise
+
+
+def _classifier(positive: torch.Tensor, negative: torch.Tensor, seed: int) -> torch.nn.Module:
+    """A small MLP trained to tell ``positive`` (alternative) from ``negative`` (model) rows."""
+    inputs = torch.cat([positive, negative]).float()
+    centre, scale = inputs.mean(0), inputs.std(0).clamp_min(1e-6)
+    labels = torch.cat([torch.ones(len(positive)), torch.zeros(len(negative))])
+    torch.manual_seed(seed)
+    width = inputs.shape[1]
+    net = torch.nn.Sequential(
+        torch.nn.Linear(width, 64), torch.nn.ELU(), torch.nn.Linear(64, 64), torch.nn.ELU(),
+        torch.nn.Linear(64, 1),
+    )  # fmt: skip
+    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    z = ((inputs - centre) / scale).clamp(-20, 20)
+    for _ in range(400):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(z)[:, 0], labels)
+        loss.backward()
+        optimiser.step()
+    net.eval()
+    return lambda x: net(((x.float() - centre) / scale).clamp(-20, 20))[:, 0].detach()
+
+
+def oracle_column(trainer, model, data, args):
+    """Decisions of the classifier oracle (column (o)); none on the FPR rows."""
+    featurise = oracle_features(trainer, model)
+    size_train = args.oracle_train
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed + 31)
+        negatives = featurise(model.simulate(model.sample_prior(size_train, seed=71), seed=72))
+        null_x = model.simulate(model.sample_prior(args.num_null * 5, seed=73), seed=74)
+        null_features = featurise(null_x)
+        observed = {
+            key: featurise(x.reshape(-1, *model.observation_shape)) for key, x in data.items()
+        }
+    out = {}
+    for index, (kind, strength) in enumerate(rows()):
+        if kind is None or (kind, strength) not in data:
+            continue
+        process = Misspecified(model, kind, strength)
+        theta = process.sample_prior(size_train, seed=900 + index)
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed + 1000 + index)
+            positives = featurise(process.simulate(theta, seed=950 + index))
+        logit = _classifier(positives, negatives, seed=index)
+        null_logits = logit(null_features).reshape(args.num_null, 5)
+        logits = logit(observed[kind, strength]).reshape(-1, 5)
+        for size in SIZES:
+            null = null_logits[:, :size].sum(1)
+            statistic = logits[:, :size].sum(1)
+            p = (1 + (null[None] >= statistic[:, None]).sum(1)) / (1 + len(null))
+            out[(kind, strength), size] = p <= ALPHA
+    return out
+
+
 def paired(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     reps = len(a)
     n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
@@ -214,6 +296,8 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
     data = {}
     first = name == "gaussian_means"
     for index, (kind, strength) in enumerate(rows()):
+        if args.strong_only and (kind, strength) not in rows(True):
+            continue
         if kind is None:
             reps = args.fpr_reps if first else args.other_fpr_reps
         else:
@@ -226,8 +310,9 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
     results[COLUMNS[3]] = sbi_column(lambda x: x.flatten(1).float(), model, data, args)
     net_b = trained[0.0].embedding_net
     results[COLUMNS[4]] = sbi_column(lambda x: summarise(net_b, x).float(), model, data, args)
-    if name == "gaussian_means":
-        results[COLUMNS[5]] = ours(IdealSetMean(), model, data, args)
+    results[COLUMNS[5]] = oracle_column(trained[1.0], model, data, args)
+    if name == "gaussian_means" and not args.no_ideal:
+        results[COLUMNS[6]] = ours(IdealSetMean(), model, data, args)
     epochs = [trained[1.0].epoch, trained[0.0].epoch]
     times = (train_time, sim_time, time.time() - start)
     return {"name": name, "results": results, "rmse": rmse, "epochs": epochs, "times": times}
@@ -253,10 +338,14 @@ def print_model(report: dict, args: argparse.Namespace) -> tuple[int, int, int, 
     print(f"| {'row':<20} | N | {header} | (a) - best of (b),(c) ± SE | goals |")
     print("|" + "|".join(["-" * 22, "---", *("-" * 15 for _ in columns), "-" * 28, "-" * 24]) + "|")
     counts = [0, 0, 0, 0, 0]  # power rows, (a) >= best, signif. below, strong N=5 rows, >= 0.8
-    for kind, strength in rows():
+    for kind, strength in rows(args.strong_only):
         for size in SIZES:
             key = (kind, strength)
-            rates = {c: float(results[c][key, size].float().mean()) for c in columns}
+            rates = {
+                c: float(results[c][key, size].float().mean()) if (key, size) in results[c]
+                else math.nan
+                for c in columns
+            }  # fmt: skip
             label = "FPR (well specified)" if kind is None else f"{kind}={strength:g}"
             cells = " | ".join(f"{rates[c]:>13.3f}" for c in columns)
             if kind is None:
@@ -301,12 +390,16 @@ def main() -> None:
         f"benchmarks.misspecification --models {args.models} --reps {args.reps} "
         f"--fpr-reps {args.fpr_reps} --other-reps {args.other_reps} --other-fpr-reps "
         f"{args.other_fpr_reps} --nulls {args.nulls} --num-simulations {args.num_simulations} "
-        f"--epochs {args.epochs}" + (" --quick" if args.quick else "")
+        f"--epochs {args.epochs} --oracle-train {args.oracle_train}"
+        + (" --no-ideal" if args.no_ideal else "")
+        + (" --strong-only" if args.strong_only else "")
+        + (" --quick" if args.quick else "")
     )
     print(
         f"# training: NPEMMD(prior) at its defaults (zuko_maf, default summary net, S = 2 x "
-        f"parameters, mmd_weight 1, IMQ); {args.num_simulations} simulations, batch 256, max "
-        f"{args.epochs} epochs, sbi's lr and early stopping, seed {args.seed}"
+        f"parameters, mmd_weight 1, IMQ; validation on the NPE loss); {args.num_simulations} "
+        f"simulations, batch 256, max {args.epochs} epochs, sbi's lr and early stopping, seed "
+        f"{args.seed}"
     )
     print(
         f"# tests: misspecification_test defaults (M = {args.num_reference}, B = "

@@ -32,7 +32,8 @@ def source_hash(path: Path) -> str:
 
 
 def _fence(text: str, language: str) -> str:
-    return f"```{language}\n{text.rstrip()}\n```\n"
+    body = text.strip("\n").rstrip()
+    return f"```{language}\n{body}\n```\n"
 
 
 def _output(text: str) -> str:

@@ -41,7 +41,8 @@ torch.set_num_threads(1)
 warnings.filterwarnings("ignore", message=".*converged.*")
 QUICK = os.environ.get("SBIPLUG_QUICK") == "1"
 NUM_SIMULATIONS = 200 if QUICK else 5000
-EPOCHS = 1 if QUICK else 60
+# the trainers' defaults (a step budget from the number of simulations); quick: one epoch
+TRAIN_OPTIONS = {"max_num_epochs": 1} if QUICK else {}
 
 # %% [markdown]
 # ## A direction on the sphere
@@ -59,7 +60,7 @@ print(theta[:3], theta.norm(dim=-1)[:3])
 
 # %% [markdown]
 # `make_estimator("mfff", prior, manifold="sphere")` returns an sbi NPE trainer (with a
-# cosine learning-rate decay over `max_num_epochs`) whose density estimator is a manifold
+# cosine learning-rate decay over a step budget) whose density estimator is a manifold
 # free-form flow. (In plain sbi the same is
 # `NPE(prior, density_estimator=sbiplug_fff.build_mfff(manifold="sphere"))`; in a `Study` the
 # manifold comes from the simulator.) Parameters off the sphere are refused at
@@ -75,9 +76,7 @@ print(theta[:3], theta.norm(dim=-1)[:3])
 # %%
 torch.manual_seed(0)
 trainer = sbiplug.make_estimator("mfff", simulator.prior, manifold="sphere")
-trainer.append_simulations(theta, x).train(
-    max_num_epochs=EPOCHS, training_batch_size=128, learning_rate=2e-3
-)
+trainer.append_simulations(theta, x).train(**TRAIN_OPTIONS)
 posterior = trainer.build_posterior()
 
 try:
@@ -152,22 +151,12 @@ torus_simulator = sbiplug.make_simulator("torus_angles")
 theta_t = torus_simulator.sample_prior(NUM_SIMULATIONS, seed=0)
 x_t = torus_simulator.simulate(theta_t, seed=1)
 torch.manual_seed(0)
-# Concentrated posteriors on circles: the projection and uniform-sample penalties keep the
-# flow too broad here, the latent-sample reconstruction alone keeps it invertible (the
-# settings of benchmarks/fff.py). The latent is the default von Mises mixture: with the
-# uniform latent the decoder must squeeze the whole torus into two narrow bumps, and the
-# posterior comes out broader. The trainer decays the learning rate over max_num_epochs.
-torus_trainer = sbiplug.make_estimator(
-    "mfff",
-    torus_simulator.prior,
-    manifold="torus",
-    projection_weight=0.0,
-    uniform_reconstruction_weight=0.0,
-    latent_reconstruction_weight=10.0,
-)
-torus_trainer.append_simulations(theta_t, x_t).train(
-    max_num_epochs=EPOCHS, training_batch_size=128, learning_rate=2e-3
-)
+# At its defaults: the latent is the von Mises mixture (with the uniform latent the decoder
+# must squeeze the whole torus into two narrow bumps, and the posterior comes out broader),
+# and the trainer decays the learning rate over a step budget set by the number of
+# simulations.
+torus_trainer = sbiplug.make_estimator("mfff", torus_simulator.prior, manifold="torus")
+torus_trainer.append_simulations(theta_t, x_t).train(**TRAIN_OPTIONS)
 torus_posterior = torus_trainer.build_posterior()
 
 seam = torus_simulator.torus.from_angles(torch.tensor([[3.1, 1.2]]))  # a at the seam

@@ -28,6 +28,7 @@ from sbiplug.embedding_nets import (
 )
 from sbiplug.sbi_internals import build_network, install_network, trained_network
 from sbiplug.toolkit.atomic import atomic_write, atomic_write_text
+from sbiplug.toolkit.pretraining import skip_pretraining
 
 __all__ = ["ESTIMATOR_CONFIG", "ESTIMATOR_WEIGHTS", "load_trainer", "save_trainer"]
 
@@ -155,7 +156,8 @@ def load_trainer(folder: str | os.PathLike[str], prior: Distribution, **extra_op
     payload = torch.load(weights_path, weights_only=True, map_location="cpu")
     options = resolve_embedding_nets(config["options"])
     trainer = make_estimator(config["estimator"], prior, **{**options, **extra_options})
-    net = build_network(trainer, payload["theta_example"], payload["x_example"])
+    with skip_pretraining():  # the saved weights replace whatever pretraining would learn
+        net = build_network(trainer, payload["theta_example"], payload["x_example"])
     net.load_state_dict(payload["state_dict"])
     net.eval()
     install_network(trainer, net, payload["x_example"].shape[1:])

@@ -1,10 +1,9 @@
-"""Figures of a study result: posterior pair plot, SBC ECDF differences, diagnostics.
+"""Figures of a study result, drawn by ArviZ's own functions (:mod:`sbiplug.arviz_figures`).
 
-The SBC plot follows Säilynoja, Bürkner & Vehtari (2022), "Graphical test for discrete
-uniformity and its applications in goodness-of-fit evaluation and multiple sample comparison":
-the difference between the ECDF of the probability integral transforms and the uniform CDF,
-inside simultaneous confidence bands. Every function takes ``ax=`` and returns the figure; none
-calls ``plt.show()``.
+Pair plot, marginal posteriors, forest, posterior predictive check, trace and rank plots (MCMC)
+and the SBC PIT ECDF with simultaneous bands (Säilynoja, Bürkner & Vehtari 2022), with readable
+defaults: many parameters draw a subset, said in the title. Every function takes ``ax=`` and
+returns the figure; none calls ``plt.show()``.
 """
 
 from __future__ import annotations
@@ -12,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sbiplug.inference_data import arviz
+from sbiplug import arviz_figures
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -27,17 +25,62 @@ if TYPE_CHECKING:
 
     from sbiplug.diagnostic import DiagnosticResult
 
-__all__ = ["MAX_PAIR_PARAMETERS", "SBC_COLUMNS", "plot_pair", "plot_sbc_ecdf", "save_figures"]
+__all__ = [
+    "MAX_PAIR_PARAMETERS",
+    "MAX_PANELS",
+    "SBC_COLUMNS",
+    "plot_forest",
+    "plot_pair",
+    "plot_posterior",
+    "plot_ppc",
+    "plot_sbc_ecdf",
+    "plot_trace",
+    "save_figures",
+]
 
 MAX_PAIR_PARAMETERS = 6
+#: Most panels a one-panel-per-parameter figure draws by default.
+MAX_PANELS = 12
 SBC_COLUMNS = 5
 
 _logger = logging.getLogger(__name__)
 
 
-def _figure_of(ax: Any) -> Figure:
-    first = np.ravel(np.asarray(ax, dtype=object))[0]
-    return first.get_figure()
+def _names(tree: xr.DataTree) -> list[str]:
+    return json.loads(tree.attrs["parameter_names"])
+
+
+def _choose(
+    tree: xr.DataTree, var_names: Sequence[str] | None, most: int, what: str
+) -> tuple[list[str], str]:
+    """The parameters drawn and the title's note on a subset."""
+    names = _names(tree)
+    chosen = list(var_names or names[:most])
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise ValueError(f"{what}: no parameters {unknown}; this result has {names}")
+    note = ""
+    if len(chosen) < len(names):
+        note = f": {len(chosen)} of {len(names)} parameters ({', '.join(chosen)})"
+    return chosen, note
+
+
+def _truth(tree: xr.DataTree, observation: int, names: list[str]) -> dict[str, float]:
+    if "constant_data" not in tree.children:
+        return {}
+    data = tree["constant_data"].to_dataset().isel(observation=observation)
+    return {name: float(data[name].values) for name in names if name in data}
+
+
+def _grid(count: int, columns: int, width: float = 3.2, height: float = 3.0) -> np.ndarray:
+    import matplotlib.pyplot as plt
+
+    columns = max(1, min(count, columns))
+    rows = -(-count // columns)
+    _, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for spare in np.ravel(axes)[count:]:
+        spare.set_visible(False)
+    return axes
 
 
 def plot_pair(
@@ -50,79 +93,118 @@ def plot_pair(
 ) -> Figure:
     """ArviZ pair plot of one observation's posterior, true parameters marked when known.
 
-    A one-parameter posterior is drawn as a histogram of its draws. With more than
-    ``max_parameters`` parameters only the first ``max_parameters`` are drawn (a pair plot of
-    ``n`` parameters has ``n**2`` panels) and the title says so; ``var_names=`` picks others.
+    A one-parameter posterior is drawn as ArviZ's marginal (:func:`plot_posterior`). With more
+    than ``max_parameters`` parameters only the first ``max_parameters`` are drawn (a pair plot
+    of ``n`` parameters has ``n**2`` panels) and the title says so; ``var_names=`` picks others.
 
     Arguments:
         tree: A study result's DataTree.
         observation: Which observation's posterior.
-        ax: An array of axes, ``(k, k)`` for ``k`` drawn parameters (one axis for one), as
-            ArviZ expects; a new figure when ``None``.
+        ax: An array of axes, ``(k, k)`` for ``k`` drawn parameters (one axis for one); a new
+            figure when ``None``.
         max_parameters: Most parameters drawn by default.
-        kwargs: Passed to ``az.plot_pair`` (``var_names`` chooses the parameters).
+        kwargs: Passed to ArviZ's pair plot (``var_names`` chooses the parameters).
 
     Returns:
         The figure.
     """
-    posterior = tree["posterior"].to_dataset().isel(observation=observation)
-    posterior = posterior.drop_vars("observation")
-    names = json.loads(tree.attrs["parameter_names"])
-    chosen = list(kwargs.pop("var_names", None) or names[:max_parameters])
-    unknown = [name for name in chosen if name not in posterior]
-    if unknown:
-        raise ValueError(f"plot_pair: no parameters {unknown}; this result has {names}")
-    truth: dict[str, float] = {}
-    if "constant_data" in tree.children:
-        data = tree["constant_data"].to_dataset().isel(observation=observation)
-        truth = {name: float(data[name].values) for name in chosen if name in data}
-    title = f"posterior of observation {observation}"
-    if len(chosen) < len(names):
-        title += f": {len(chosen)} of {len(names)} parameters ({', '.join(chosen)})"
+    chosen, note = _choose(tree, kwargs.pop("var_names", None), max_parameters, "plot_pair")
     if len(chosen) == 1:
-        figure = _plot_marginal(posterior[chosen[0]].values.ravel(), chosen[0], truth, ax)
-    else:
-        figure = _plot_pairs(posterior, chosen, truth, ax, kwargs)
-    figure.suptitle(title)
-    return figure
-
-
-def _plot_pairs(
-    posterior: xr.Dataset, names: list[str], truth: dict[str, float], ax: Any, kwargs: Any
-) -> Figure:
+        figure = plot_posterior(tree, observation, ax, var_names=chosen)
+        figure.suptitle(f"posterior of observation {observation}{note}")
+        return figure
+    truth = _truth(tree, observation, chosen)
     if truth:
         kwargs.setdefault("reference_values", truth)
         kwargs.setdefault(
             "reference_values_kwargs", {"color": "C3", "marker": "x", "markersize": 10}
         )
-    kwargs.setdefault("kind", "scatter")  # contours smear thin, curved posteriors
-    if kwargs["kind"] == "scatter":
-        kwargs.setdefault("scatter_kwargs", {"alpha": 0.5, "s": 10})
-    kwargs.setdefault("marginals", True)
-    if ax is None and len(names) > 2:
-        # ArviZ sizes a grid of many panels far larger than a page
-        kwargs.setdefault("figsize", (2.0 * len(names) + 1, 2.0 * len(names) + 1))
-    axes = arviz().plot_pair(posterior, var_names=names, ax=ax, show=False, **kwargs)
-    return _figure_of(axes)
+    figure = arviz_figures.plot_pair(tree, chosen, observation, ax, **kwargs)
+    figure.suptitle(f"posterior of observation {observation}{note}")
+    return figure
 
 
-def _plot_marginal(values: np.ndarray, name: str, truth: dict[str, float], ax: Any) -> Figure:
-    """Histogram of one parameter's draws (ArviZ's pair plot needs two or more)."""
-    from sbiplug.toolkit.figures import figure_and_axes
+def plot_posterior(
+    tree: xr.DataTree,
+    observation: int = 0,
+    ax: Any = None,
+    *,
+    var_names: Sequence[str] | None = None,
+    max_parameters: int = MAX_PANELS,
+) -> Figure:
+    """Each parameter's marginal posterior (ArviZ's credible interval and point estimate), the
+    true value as a red line labelled ``true value`` when known.
 
-    axis = None if ax is None else np.ravel(np.asarray(ax, dtype=object))[0]
-    figure, axis = figure_and_axes(axis, figsize=(4.5, 3.2))
-    axis.hist(values, bins=min(50, max(10, len(values) // 20)), density=True, alpha=0.6)
-    if name in truth:
-        axis.axvline(truth[name], color="C3", label="true value")
-        axis.legend(loc="best")
-    axis.set_xlabel(name)
-    axis.set_ylabel("density")
+    Arguments:
+        tree: A study result's DataTree.
+        observation: Which observation's posterior.
+        ax: One axis per drawn parameter, or ``None`` for a new figure.
+        var_names: Parameters to draw (default: the first ``max_parameters``).
+        max_parameters: Most parameters drawn by default.
+    """
+    chosen, note = _choose(tree, var_names, max_parameters, "plot_posterior")
+    axes = ax if ax is not None else _grid(len(chosen), 4, 3.6, 2.8)
+    figure = arviz_figures.plot_dist(tree, chosen, observation, axes)
+    truth = _truth(tree, observation, chosen)
+    for name, axis in zip(chosen, np.ravel(np.asarray(axes, dtype=object)), strict=False):
+        if name in truth:
+            axis.axvline(truth[name], color="C3", label="true value")
+        axis.set_xlabel(name)
+    figure.suptitle(f"posterior of observation {observation}{note}")
+    return figure
+
+
+def plot_forest(
+    tree: xr.DataTree,
+    observation: int = 0,
+    ax: Any = None,
+    *,
+    var_names: Sequence[str] | None = None,
+    max_parameters: int = 3 * MAX_PANELS,
+) -> Figure:
+    """ArviZ's forest plot of one observation's posterior: an interval per parameter and chain."""
+    chosen, note = _choose(tree, var_names, max_parameters, "plot_forest")
+    figure = arviz_figures.plot_forest(tree, chosen, observation, ax)
+    figure.suptitle(f"posterior of observation {observation}{note}")
+    return figure
+
+
+def plot_trace(
+    tree: xr.DataTree,
+    observation: int = 0,
+    ax: Any = None,
+    *,
+    var_names: Sequence[str] | None = None,
+    max_parameters: int = MAX_PAIR_PARAMETERS,
+    kind: str = "trace",
+) -> Figure:
+    """ArviZ's trace (``kind="trace"``) or rank plot (``kind="rank"``) of the chains."""
+    if kind not in ("trace", "rank"):
+        raise ValueError(f"plot_trace: kind must be 'trace' or 'rank', got {kind!r}")
+    chosen, note = _choose(tree, var_names, max_parameters, "plot_trace")
+    draw = arviz_figures.plot_trace if kind == "trace" else arviz_figures.plot_rank
+    figure = draw(tree, chosen, observation, ax)
+    figure.suptitle(f"chains of observation {observation}{note}")
+    return figure
+
+
+def plot_ppc(
+    tree: xr.DataTree, observation: int = 0, ax: Any = None, *, num_samples: int = 50
+) -> Figure:
+    """ArviZ's posterior predictive check of one observation: the observed ``x`` against
+    ``num_samples`` data sets simulated from posterior draws."""
+    if "posterior_predictive" not in tree.children:
+        raise ValueError(
+            "this result has no posterior predictive data (run with num_predictive_draws > 0)"
+        )
+    figure = arviz_figures.plot_ppc(tree, observation, num_samples, ax)
+    figure.suptitle(f"posterior predictive check of observation {observation}")
     return figure
 
 
 def plot_sbc_ecdf(tree: xr.DataTree, ax: Any = None, ci_prob: float = 0.95) -> Figure:
-    """ECDF of each parameter's SBC PIT values minus the uniform CDF, with simultaneous bands.
+    """ECDF of each parameter's SBC PIT values against the uniform, with simultaneous bands,
+    drawn by ArviZ's PIT ECDF plot into rows of :data:`SBC_COLUMNS` panels.
 
     Arguments:
         tree: A study result's DataTree with a ``prior_sbc`` group.
@@ -132,45 +214,19 @@ def plot_sbc_ecdf(tree: xr.DataTree, ax: Any = None, ci_prob: float = 0.95) -> F
     Returns:
         The figure.
     """
-    import matplotlib.pyplot as plt
-    from scipy.stats import uniform
-
     if "prior_sbc" not in tree.children:
         raise ValueError("this result has no SBC values (run the study with the 'sbc' diagnostic)")
-    az = arviz()
     pit = tree["prior_sbc"].to_dataset()
-    names = [name for name in json.loads(tree.attrs["parameter_names"]) if name in pit]
-    if ax is None:
-        columns = min(len(names), SBC_COLUMNS)
-        rows = -(-len(names) // columns)
-        _, ax = plt.subplots(rows, columns, figsize=(3.2 * columns, 3 * rows), squeeze=False)
-        for spare in np.ravel(ax)[len(names) :]:
-            spare.set_visible(False)
-    axes = np.ravel(np.asarray(ax, dtype=object))
-    if len(axes) < len(names):
-        raise ValueError(f"plot_sbc_ecdf needs {len(names)} axes, got {len(axes)}")
-    for name, axis in zip(names, axes, strict=False):
-        with warnings.catch_warnings():
-            # PIT values are ranks / N: discrete, but N is large enough to treat as continuous
-            warnings.filterwarnings("ignore", message=".*Assuming variable is continuous.*")
-            az.plot_ecdf(
-                pit[name].values,
-                cdf=uniform(0, 1).cdf,
-                difference=True,
-                # "optimized": ArviZ 0.23's "simulated" bands come out too narrow
-                confidence_bands="optimized",
-                ci_prob=ci_prob,
-                eval_points=np.linspace(0, 1, 101),
-                random_state=0,
-                ax=axis,
-                show=False,
-            )
+    names = [name for name in _names(tree) if name in pit]
+    axes = ax if ax is not None else _grid(len(names), SBC_COLUMNS)
+    flat = np.ravel(np.asarray(axes, dtype=object))
+    if len(flat) < len(names):
+        raise ValueError(f"plot_sbc_ecdf needs {len(names)} axes, got {len(flat)}")
+    figure = arviz_figures.plot_ecdf_pit(tree, names, flat, ci_prob)
+    for name, axis in zip(names, flat, strict=False):
         axis.set_title(name)
         axis.set_xlabel("PIT")
-    for axis in axes[: len(names) : SBC_COLUMNS]:
-        axis.set_ylabel("ECDF - uniform CDF")
-    figure = axes[0].get_figure()
-    figure.suptitle(f"SBC: ECDF difference with {ci_prob:.0%} simultaneous bands")
+    figure.suptitle(f"SBC: PIT ECDF with {ci_prob:.0%} simultaneous bands")
     figure.tight_layout()
     return figure
 

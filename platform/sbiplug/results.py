@@ -1,18 +1,8 @@
 """StudyResult: what a study hands back, as an xarray DataTree that ArviZ and netCDF read.
 
-Layout of :meth:`StudyResult.to_datatree` (ArviZ group names; one variable per parameter):
-
-- ``posterior``: ``<parameter>(chain, draw, observation)``
-- ``prior``: ``<parameter>(chain, draw)``, prior draws from the training set
-- ``observed_data``: ``x(observation, x_dim_0, ...)``
-- ``constant_data``: ``<parameter>(observation)``, the true parameters when known
-- ``posterior_predictive``: ``x(chain, draw, observation, x_dim_0, ...)``
-- ``sample_stats``: ``log_prob(chain, draw, observation)`` where the posterior has a density
-- ``prior_sbc``: ``<parameter>(sbc_draw)``, SBC probability integral transforms in [0, 1]
-- ``diagnostics/<name>``: each diagnostic's :meth:`DiagnosticResult.to_dataset`
-
-Root attributes hold the provenance (versions, seed, options, invalid-simulation count) as
-strings and numbers, nested values JSON-encoded, since netCDF rejects dicts, bools and None.
+The tree follows ArviZ's group scheme (layout and version in :mod:`sbiplug.result_layout`), so
+ArviZ's functions take it unchanged: as it is on ArviZ 1.x, as an ``InferenceData`` from
+:meth:`StudyResult.to_arviz` on 0.x (:mod:`sbiplug.inference_data` keeps the difference).
 """
 
 from __future__ import annotations
@@ -32,12 +22,25 @@ from torch import Tensor
 
 from sbiplug import plotting
 from sbiplug.diagnostic import DiagnosticResult
-from sbiplug.errors import UserError
 from sbiplug.inference_data import (
     ConvergenceWarning,
     convergence_problems,
+    select_observation,
     summarize,
     to_arviz,
+)
+from sbiplug.result_files import (
+    ResultFileError,
+    check_layout,
+    rebuild_simulator,
+    unsaved_warning,
+)
+from sbiplug.result_layout import (
+    LayoutVersionError,
+    build_groups,
+    read_groups,
+    root_attrs,
+    upgrade,
 )
 from sbiplug.toolkit.atomic import atomic_folder
 from sbiplug.toolkit.names import default_parameter_names
@@ -52,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["RESULT_FILE", "ResultFileError", "StudyResult", "provenance_versions"]
 
 RESULT_FILE = "result.nc"
-REQUIRED_GROUPS = ("posterior", "observed_data")
 ESTIMATOR_FOLDER = "estimator"
 
 
@@ -87,6 +89,10 @@ class StudyResult:
             ``(num_observations, num_chains, num_predictive_draws, *observation_shape)``.
         provenance: Seeds, options, counts, timings and versions.
         parameter_names: One name per parameter.
+        log_prior: ``log p(theta)`` of each draw, shape ``samples.shape[:-1]``.
+        log_likelihood: Log likelihood of each observation at each draw, shape
+            ``samples.shape[:-1]`` or, pointwise, ``samples.shape[:-1] + point_shape``.
+        log_likelihood_source: ``"simulator"`` or ``"estimator"`` (a likelihood estimator).
     """
 
     simulator: Simulator | None
@@ -101,6 +107,9 @@ class StudyResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     parameter_names: list[str] = field(default_factory=list)
     posterior: Any = None
+    log_prior: Tensor | None = None
+    log_likelihood: Tensor | None = None
+    log_likelihood_source: str = "simulator"
 
     def __post_init__(self) -> None:
         if not self.parameter_names:
@@ -120,102 +129,51 @@ class StudyResult:
     # -- xarray / ArviZ -----------------------------------------------------------------------
 
     def to_datatree(self) -> xr.DataTree:
-        """The result as a DataTree (layout in the module docstring)."""
+        """The result as a DataTree (layout in :mod:`sbiplug.result_layout`)."""
         import xarray as xr
 
-        names = self.parameter_names
-        samples = self.samples.numpy()  # (observation, chain, draw, parameter)
-        num_observations, num_chains, num_draws, _ = samples.shape
-        coords = {
-            "chain": np.arange(num_chains),
-            "draw": np.arange(num_draws),
-            "observation": np.arange(num_observations),
+        def array(value: Tensor | None) -> np.ndarray | None:
+            return None if value is None else value.detach().cpu().numpy()
+
+        parts = {
+            key: array(getattr(self, key))
+            for key in (
+                "samples",
+                "observations",
+                "true_parameters",
+                "prior_samples",
+                "log_prob",
+                "posterior_predictive",
+                "log_prior",
+                "log_likelihood",
+            )
         }
-        posterior = xr.Dataset(
-            {
-                name: (("chain", "draw", "observation"), samples[..., i].transpose(1, 2, 0))
-                for i, name in enumerate(names)
-            },
-            coords=coords,
-        )
-        x_dims = [f"x_dim_{i}" for i in range(self.observations.ndim - 1)]
-        groups: dict[str, xr.Dataset] = {
-            "posterior": posterior,
-            "observed_data": xr.Dataset(
-                {"x": (("observation", *x_dims), self.observations.numpy())},
-                coords={"observation": coords["observation"]},
-            ),
-        }
-        if self.prior_samples is not None:
-            prior = self.prior_samples.numpy()
-            groups["prior"] = xr.Dataset(
-                {name: (("chain", "draw"), prior[None, :, i]) for i, name in enumerate(names)},
-                coords={"chain": [0], "draw": np.arange(len(prior))},
-            )
-        if self.true_parameters is not None:
-            truth = self.true_parameters.numpy()
-            groups["constant_data"] = xr.Dataset(
-                {name: (("observation",), truth[:, i]) for i, name in enumerate(names)},
-                coords={"observation": coords["observation"]},
-                attrs={"description": "true parameters behind the observations"},
-            )
-        if self.posterior_predictive is not None:
-            predictive = self.posterior_predictive.numpy()
-            predictive = np.moveaxis(predictive, 0, 2)  # (chain, draw, observation, ...)
-            groups["posterior_predictive"] = xr.Dataset(
-                {"x": (("chain", "draw", "observation", *x_dims), predictive)},
-                coords={
-                    "chain": coords["chain"],
-                    "draw": np.arange(predictive.shape[1]),
-                    "observation": coords["observation"],
-                },
-            )
-        if self.log_prob is not None:
-            groups["sample_stats"] = xr.Dataset(
-                {
-                    "log_prob": (
-                        ("chain", "draw", "observation"),
-                        np.moveaxis(self.log_prob.numpy(), 0, 2),
-                    )
-                },
-                coords=coords,
-            )
-        pit = self.sbc_pit()
-        if pit is not None:
-            sbc_data = self.diagnostics["sbc"].data
-            attrs = {}
-            if "num_posterior_samples" in sbc_data.attrs:
-                attrs["num_posterior_samples"] = int(sbc_data.attrs["num_posterior_samples"])
-            groups["prior_sbc"] = xr.Dataset(
-                {name: (("sbc_draw",), pit[:, i]) for i, name in enumerate(names)},
-                coords={"sbc_draw": np.arange(len(pit))},
-                attrs=attrs,
-            )
+        parts["log_likelihood_source"] = self.log_likelihood_source
+        parts["sampling"] = self.provenance.get("sampling")
+        parts["sbc_pit"] = self.sbc_pit()
+        if parts["sbc_pit"] is not None:
+            sbc = self.diagnostics["sbc"]
+            parts["sbc_num_posterior_samples"] = sbc.data.attrs.get(
+                "num_posterior_samples"
+            ) or sbc.summary.get("num_posterior_samples")
+        groups = build_groups(parts, self.parameter_names)
         for name, result in self.diagnostics.items():
             groups[f"diagnostics/{name}"] = result.to_dataset()
         tree = xr.DataTree.from_dict(groups)
-        tree.attrs = self._root_attrs()
+        created_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        tree.attrs = root_attrs(self.provenance, self.parameter_names, created_at)
         return tree
 
-    def _root_attrs(self) -> dict[str, Any]:
-        provenance = self.provenance
-        return {
-            "created_by": "sbiplug",
-            "created_at": provenance.get(
-                "created_at", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            ),
-            "seed": int(provenance.get("seed", -1)),
-            "simulator": str(provenance.get("simulator", "custom")),
-            "estimator": str(provenance.get("estimator", "custom")),
-            "num_simulations": int(provenance.get("num_simulations", -1)),
-            "num_invalid_simulations": self.num_invalid_simulations,
-            "parameter_names": json.dumps(self.parameter_names),
-            "provenance": json.dumps(provenance),
-        }
+    def to_arviz(self, observation: int | None = None) -> Any:
+        """ArviZ data: ``InferenceData`` on ArviZ 0.x, the DataTree itself on 1.x.
 
-    def to_arviz(self) -> Any:
-        """ArviZ data: ``InferenceData`` on ArviZ 0.x, the DataTree itself on 1.x."""
-        return to_arviz(self.to_datatree())
+        ``observation`` selects one observation's posterior in every group, as ``psense``,
+        ``loo`` and ``compare`` need (they treat every non-sample dim as a data point).
+        """
+        tree = self.to_datatree()
+        if observation is not None:
+            tree = select_observation(tree, self._check_observation(observation))
+        return to_arviz(tree)
 
     def sbc_pit(self) -> np.ndarray | None:
         """SBC probability integral transforms, shape ``(num_sbc_draws, num_parameters)``."""
@@ -259,13 +217,17 @@ class StudyResult:
     def posterior_of(self, observation: int = 0) -> xr.Dataset:
         """The posterior draws of one observation: one variable per parameter, ``(chain,
         draw)``."""
+        observation = self._check_observation(observation)
+        posterior = self.to_datatree()["posterior"].to_dataset().isel(observation=observation)
+        return posterior.drop_vars("observation")
+
+    def _check_observation(self, observation: int) -> int:
         num_observations = self.samples.shape[0]
         if not -num_observations <= observation < num_observations:
             raise IndexError(
                 f"observation {observation} out of range: this result has {num_observations}"
             )
-        posterior = self.to_datatree()["posterior"].to_dataset().isel(observation=observation)
-        return posterior.drop_vars("observation")
+        return observation % num_observations
 
     # -- plots --------------------------------------------------------------------------------
 
@@ -274,8 +236,24 @@ class StudyResult:
         return plotting.plot_pair(self.to_datatree(), observation=observation, ax=ax, **kwargs)
 
     def plot_sbc(self, ax: Any = None) -> Figure:
-        """SBC ECDF-difference plot with simultaneous confidence bands."""
+        """SBC PIT ECDF with simultaneous confidence bands (ArviZ's own plot)."""
         return plotting.plot_sbc_ecdf(self.to_datatree(), ax=ax)
+
+    def plot_posterior(self, observation: int = 0, ax: Any = None, **kwargs: Any) -> Figure:
+        """Marginal posteriors of one observation (ArviZ), true values marked when known."""
+        return plotting.plot_posterior(self.to_datatree(), observation, ax, **kwargs)
+
+    def plot_forest(self, observation: int = 0, ax: Any = None, **kwargs: Any) -> Figure:
+        """ArviZ's forest plot of one observation's posterior."""
+        return plotting.plot_forest(self.to_datatree(), observation, ax, **kwargs)
+
+    def plot_ppc(self, observation: int = 0, ax: Any = None, **kwargs: Any) -> Figure:
+        """ArviZ's posterior predictive check of one observation."""
+        return plotting.plot_ppc(self.to_datatree(), observation, ax, **kwargs)
+
+    def plot_trace(self, observation: int = 0, ax: Any = None, **kwargs: Any) -> Figure:
+        """ArviZ's trace (or ``kind="rank"``) plot of one observation's chains."""
+        return plotting.plot_trace(self.to_datatree(), observation, ax, **kwargs)
 
     def plot_diagnostic(self, name: str, ax: Any = None) -> Figure:
         """The figure of diagnostic ``name``."""
@@ -320,7 +298,7 @@ class StudyResult:
                     if isinstance(value, dict) and UNSAVED_MODULE in value
                 }
                 if unsaved:
-                    warnings.warn(_unsaved_warning(estimator_name, unsaved), stacklevel=2)
+                    warnings.warn(unsaved_warning(estimator_name, unsaved), stacklevel=2)
                 save_trainer(
                     self.estimator,
                     temporary / ESTIMATOR_FOLDER,
@@ -359,7 +337,11 @@ class StudyResult:
                 f"not a sbiplug result: {str(path)!r} cannot be read as netCDF "
                 f"(truncated or corrupt? {reason})"
             ) from None
-        _check_layout(tree, path)
+        check_layout(tree, path)
+        try:
+            upgrade(tree)
+        except LayoutVersionError as error:
+            raise ResultFileError(f"not readable here: {str(path)!r}: {error}") from None
         try:
             return cls.from_datatree(
                 tree,
@@ -382,35 +364,18 @@ class StudyResult:
         (``estimator_options``: those it could not store, see :meth:`load`)."""
         provenance = json.loads(tree.attrs["provenance"])
         names = json.loads(tree.attrs["parameter_names"])
-        posterior = tree["posterior"].to_dataset()
-        samples = np.stack(
-            [posterior[name].transpose("observation", "chain", "draw").values for name in names],
-            axis=-1,
-        )
-        observed = tree["observed_data"].to_dataset()["x"].values
+        parts = read_groups(upgrade(tree), names)
+        tensors = {
+            key: torch.from_numpy(np.ascontiguousarray(value))
+            for key, value in parts.items()
+            if isinstance(value, np.ndarray)
+        }
         children = tree.children
-
-        def stacked(group: str, dims: tuple[str, ...]) -> Tensor | None:
-            if group not in children:
-                return None
-            dataset = children[group].to_dataset()
-            return torch.from_numpy(
-                np.stack([dataset[n].transpose(*dims).values for n in names], axis=-1)
-            )
-
-        prior = stacked("prior", ("chain", "draw"))
-        predictive = log_prob = None
-        if "posterior_predictive" in children:
-            values = children["posterior_predictive"].to_dataset()["x"].values
-            predictive = torch.from_numpy(np.moveaxis(values, 2, 0))
-        if "sample_stats" in children:
-            values = children["sample_stats"].to_dataset()["log_prob"]
-            log_prob = torch.from_numpy(values.transpose("observation", "chain", "draw").values)
         diagnostics = {}
         if "diagnostics" in children:
             for name, node in children["diagnostics"].children.items():
                 diagnostics[name] = DiagnosticResult.from_dataset(node.to_dataset())
-        simulator = _rebuild_simulator(provenance)
+        simulator = rebuild_simulator(provenance)
         estimator = None
         if folder is not None and simulator is not None and (folder / ESTIMATOR_FOLDER).exists():
             from sbiplug.persistence import load_trainer
@@ -421,18 +386,16 @@ class StudyResult:
                 )
             except Exception as error:  # the data must load even where the estimator cannot
                 warnings.warn(f"could not load the estimator: {error}", stacklevel=2)
+        if parts.get("sampling") and "sampling" not in provenance:
+            provenance["sampling"] = parts["sampling"]
         return cls(
             simulator=simulator,
             estimator=estimator,
-            samples=torch.from_numpy(samples),
-            observations=torch.from_numpy(observed),
-            true_parameters=stacked("constant_data", ("observation",)),
             diagnostics=diagnostics,
-            prior_samples=None if prior is None else prior[0],
-            log_prob=log_prob,
-            posterior_predictive=predictive,
             provenance=provenance,
             parameter_names=names,
+            log_likelihood_source=str(parts.get("log_likelihood_source") or "simulator"),
+            **tensors,
         )
 
     def __repr__(self) -> str:
@@ -443,56 +406,3 @@ class StudyResult:
             f"observations={num_observations}, chains={num_chains}, draws={num_draws}, "
             f"diagnostics={list(self.diagnostics)})"
         )
-
-
-class ResultFileError(UserError, ValueError):
-    """A result file that is not a readable sbiplug result: corrupt, truncated or foreign."""
-
-
-def _check_layout(tree: xr.DataTree, path: Path) -> None:
-    """Raise :class:`ResultFileError` unless ``tree`` has what :meth:`StudyResult.load` reads."""
-    where = f"not a sbiplug result: {str(path)!r}"
-    if tree.attrs.get("created_by") != "sbiplug":
-        raise ResultFileError(f"{where} was not written by sbiplug (no created_by = 'sbiplug')")
-    for attribute in ("provenance", "parameter_names"):
-        try:
-            json.loads(tree.attrs[attribute])
-        except (KeyError, TypeError, ValueError):
-            raise ResultFileError(f"{where} lacks a readable {attribute!r} attribute") from None
-    groups = set(tree.children)
-    for group in REQUIRED_GROUPS:
-        if group not in groups:
-            raise ResultFileError(
-                f"{where} has no {group!r} group (it has: {', '.join(sorted(groups)) or 'none'})"
-            )
-    names = json.loads(tree.attrs["parameter_names"])
-    variables = set(tree["posterior"].to_dataset().data_vars)
-    missing = [name for name in names if name not in variables]
-    if missing:
-        raise ResultFileError(f"{where}: its 'posterior' group lacks parameters {missing}")
-
-
-def _unsaved_warning(estimator: str, unsaved: dict[str, str]) -> str:
-    from sbiplug.embedding_nets import embedding_nets
-
-    listed = ", ".join(f"{key} ({cls})" for key, cls in unsaved.items())
-    again = ", ".join(f"{key!r}: ..." for key in unsaved)
-    return (
-        f"estimator {estimator!r}: {listed} is a module built outside sbiplug's registry and is "
-        f"not saved; StudyResult.load needs it again, built as for training: "
-        f"StudyResult.load(folder, estimator_options={{{again}}}). To save it by name, build it "
-        f"with sbiplug.make_embedding_net (registered: {', '.join(sorted(embedding_nets()))})"
-    )
-
-
-def _rebuild_simulator(provenance: dict[str, Any]) -> Simulator | None:
-    name = provenance.get("simulator", "custom")
-    if name == "custom":
-        return None
-    from sbiplug.registry import make_simulator
-
-    try:
-        return make_simulator(name, **provenance.get("simulator_options", {}))
-    except Exception as error:  # a result must load even where its plugin is gone
-        warnings.warn(f"could not rebuild simulator {name!r}: {error}", stacklevel=3)
-        return None

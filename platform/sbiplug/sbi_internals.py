@@ -6,20 +6,14 @@ training loop is a chain of private methods (``_run_training_loop`` -> ``_train_
 directly: they go through this module, so an sbi upgrade that renames one breaks here, in one
 place, and ``tests/platform/test_sbi_internals.py`` says which name went missing.
 
-What it offers:
-
-- **Network access**: :func:`trained_network`, :func:`is_trainer`, :func:`build_network`,
-  :func:`set_network_builder`, :func:`install_network`.
-- **Trainer state**: :func:`trainer_device`, :func:`trainer_prior`, :func:`shows_progress_bars`,
-  :func:`resolve_prior`, :func:`resolve_estimator`, :func:`set_latest_posterior`.
-- **Custom training loops**: the mixin :class:`TrainingHooks` (put it before the sbi trainer in
-  the bases) turns sbi's private loop methods into public hooks: ``on_network_built``,
-  ``on_train_start``, ``train_epoch``, ``validate_epoch``, ``training_losses`` and
-  ``validation_losses``; :class:`SingleRoundPosteriorTrainer` is the base of posterior trainers
-  without a proposal-corrected loss (CMPE).
-- **Console and shapes**: :func:`training_console` (sbi's epoch counter as a tqdm bar on
-  stderr), :func:`check_condition_shape`, :func:`check_input_shape`,
-  :func:`broadcast_and_align`, :func:`set_posterior_purpose`.
+What it offers: network access (:func:`trained_network`, :func:`build_network`,
+:func:`install_network`, ...), trainer state (:func:`trainer_device`, :func:`trainer_prior`, ...),
+custom training loops (the mixin :class:`TrainingHooks`, put before the sbi trainer in the bases,
+turns sbi's private loop methods into public hooks; :class:`SingleRoundPosteriorTrainer` is the
+base of posterior trainers without a proposal-corrected loss), flow internals
+(:func:`nflows_flow_parts`), the console (:func:`training_console`: sbi's epoch counter as a tqdm
+bar on stderr) and shape helpers (:func:`check_condition_shape`, :func:`broadcast_and_align`,
+:func:`allow_missing_trials`, ...).
 
 :data:`SBI_PRIVATE_API` and :data:`SBI_PRIVATE_SIGNATURES` list every private sbi name used
 here; the seam test checks them against the installed sbi.
@@ -49,12 +43,14 @@ __all__ = [
     "SingleRoundPosteriorTrainer",
     "TrainConfig",
     "TrainingHooks",
+    "allow_missing_trials",
     "broadcast_and_align",
     "build_network",
     "check_condition_shape",
     "check_input_shape",
     "install_network",
     "is_trainer",
+    "nflows_flow_parts",
     "resolve_estimator",
     "resolve_prior",
     "set_latest_posterior",
@@ -97,12 +93,20 @@ SBI_PRIVATE_API: dict[str, tuple[str, ...]] = {
         "_check_input_shape",
         "_broadcast_and_align",
     ),
-    "sbi.inference.posteriors.base_posterior.NeuralPosterior": ("_purpose",),
+    "sbi.inference.posteriors.base_posterior.NeuralPosterior": (
+        "_purpose",
+        "_x_else_default_x",
+        "_posterior_sampler",
+        "_x",
+        "_map",
+        "_device",
+    ),
     "sbi.inference.trainers._contracts": ("LossArgs", "TrainConfig"),
 }
 
 #: Parameters of the private sbi methods that :class:`TrainingHooks` overrides or calls.
 SBI_PRIVATE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "sbi.inference.posteriors.base_posterior.NeuralPosterior._x_else_default_x": ("self", "x"),
     "sbi.inference.trainers.base.NeuralInference._run_training_loop": (
         "self",
         "train_loader",
@@ -286,6 +290,76 @@ def broadcast_and_align(
         ``(S, B, *condition_shape)``.
     """
     return estimator._broadcast_and_align(input, condition)
+
+
+def nflows_flow_parts(estimator: nn.Module) -> tuple[Any, Any, nn.Module]:
+    """The pieces of the nflows ``Flow`` inside an sbi ``NFlowsFlow`` estimator.
+
+    sbi's ``inverse_transform`` maps theta to the latent but skips the embedding net, and
+    nflows keeps the transform and the base distribution private (``Flow._transform``,
+    ``Flow._distribution``); the decoder z -> theta | x needs all three.
+
+    Arguments:
+        estimator: An sbi ``NFlowsFlow`` (e.g. the network of an NPE with ``"maf"``/``"nsf"``).
+
+    Returns:
+        ``(transform, base, embedding_net)``: ``transform(theta, context=e)`` gives
+        ``(z, log|det|)`` and ``transform.inverse(z, context=e)`` gives ``(theta, log|det|)``
+        for ``e = embedding_net(x)``; ``base`` is the latent distribution (nflows).
+    """
+    flow = estimator.net
+    return flow._transform, flow._distribution, estimator.embedding_net
+
+
+def _padded_x(x: Any) -> Tensor:
+    """sbi's ``process_x`` without its all-finite check: NaN may mark missing trials."""
+    from sbi.utils.torchutils import atleast_2d
+
+    x = atleast_2d(torch.as_tensor(x, dtype=torch.float32))
+    if torch.isinf(x).any():
+        raise ValueError("observed data x_o holds inf; only missing trials may be NaN")
+    return x
+
+
+_MISSING_TRIAL_CLASSES: dict[type, type] = {}
+
+
+def allow_missing_trials(posterior: Any) -> Any:
+    """Let ``posterior`` take observations whose missing trials are NaN; returns it.
+
+    sbi's posteriors refuse any NaN in x_o (``process_x``), though its
+    ``PermutationInvariantEmbedding`` (and sbiplug_context's set encoders) mask NaN trials.
+    The posterior's class is swapped for a subclass that checks x_o for inf only; the
+    embedding net then checks the padding. Idempotent.
+    """
+    cls = type(posterior)
+    if cls in _MISSING_TRIAL_CLASSES.values():
+        return posterior
+    if cls not in _MISSING_TRIAL_CLASSES:
+
+        def _x_else_default_x(self: Any, x: Any) -> Tensor:
+            if x is None:
+                return cls._x_else_default_x(self, None)
+            self._posterior_sampler = None  # as sbi: a new x resets the sampler
+            return _padded_x(x)
+
+        def set_default_x(self: Any, x: Any) -> Any:
+            self._x = _padded_x(x).to(self._device)
+            self._map = None
+            return self
+
+        _MISSING_TRIAL_CLASSES[cls] = type(
+            cls.__name__,
+            (cls,),
+            {
+                "_x_else_default_x": _x_else_default_x,
+                "set_default_x": set_default_x,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+            },
+        )
+    posterior.__class__ = _MISSING_TRIAL_CLASSES[cls]
+    return posterior
 
 
 def set_posterior_purpose(posterior: Any, text: str) -> None:

@@ -34,6 +34,7 @@ from sbiplug.ledger import (
     simulator_identity,
 )
 from sbiplug.simulator import Simulator, SimulatorOutputError
+from sbiplug.study_inputs import valid_rows
 from sbiplug.toolkit.names import default_parameter_names
 from sbiplug.toolkit.rng import seeded
 
@@ -311,7 +312,7 @@ def simulate_training_set(
                 bar.update(sizes[index])
     theta = torch.from_numpy(np.concatenate(thetas)) if thetas else torch.zeros(0)
     x = torch.from_numpy(np.concatenate([xs[i] for i in range(len(sizes))]).astype(np.float32))
-    valid = torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+    valid = valid_rows(simulator, x)  # a set simulator pads with NaN: it says what is valid
     num_invalid = int((~valid).sum())
     if num_invalid:
         warnings.warn(

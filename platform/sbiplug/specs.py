@@ -37,6 +37,7 @@ DIAGNOSTIC_REQUIREMENTS = (
     "log_prob",
     "embedding_net",
     "log_likelihood",
+    "set_encoder",
 )
 
 

@@ -28,15 +28,21 @@ from sbiplug.embedding_nets import (
     describe_embedding_net,
     resolve_embedding_nets,
 )
-from sbiplug.inference_data import draw_posterior_samples, posterior_log_prob
 from sbiplug.jsonable import jsonable
 from sbiplug.ledger import simulator_identity
 from sbiplug.option_checks import check_call_options
 from sbiplug.plugins import get_plugin_manager
+from sbiplug.posterior_draws import (
+    draw_posterior_samples,
+    is_mcmc,
+    log_likelihood_at,
+    log_prior_at,
+    posterior_log_prob,
+)
 from sbiplug.registry import build, check_options, make_diagnostic, make_simulator
 from sbiplug.registry import diagnostics as diagnostic_specs
 from sbiplug.results import StudyResult, provenance_versions
-from sbiplug.sbi_internals import training_console
+from sbiplug.sbi_internals import allow_missing_trials, training_console
 from sbiplug.simulation import FunctionSimulator, SimulationOptions, simulate_training_set
 from sbiplug.simulator import Simulator, SimulatorOutputError
 from sbiplug.specs import SpecError
@@ -279,7 +285,7 @@ class Study:
         if requirement == "log_likelihood":
             return self.simulator.has_log_likelihood
         # an embedding net is known only once the network is built: see _drop_without_embedding
-        return requirement == "embedding_net"
+        return requirement in ("embedding_net", "set_encoder")
 
     def _selected_diagnostics(self, has_truth: bool) -> dict[str, dict[str, Any]]:
         selected = {}
@@ -313,11 +319,22 @@ class Study:
         has_embedding = isinstance(embedding, torch.nn.Module) and any(
             parameter.requires_grad for parameter in embedding.parameters()
         )
+        # a set encoder marks itself (sbiplug_context): anywhere inside the embedding net
+        has_set_encoder = has_embedding and any(
+            getattr(module, "sbiplug_set_encoder", False) for module in embedding.modules()
+        )
         kept = {}
         specs = diagnostic_specs()
         for name, options in selected.items():
             options = dict(options)
             automatic = options.pop("_automatic", False)
+            if "set_encoder" in specs[name].requires and not has_set_encoder:
+                if automatic:
+                    continue
+                raise StudyError(
+                    f"diagnostic {name!r} requires a set encoder as embedding net; the trained "
+                    f"{self.estimator_name or 'custom'!r} network has none"
+                )
             if "embedding_net" in specs[name].requires and not has_embedding:
                 if automatic:
                     continue
@@ -373,8 +390,8 @@ class Study:
             num_observations: Observations to draw when neither of the above is given.
             num_posterior_samples: Draws per observation (rounded up to a multiple of the number
                 of MCMC chains).
-            num_predictive_draws: Posterior draws per chain to simulate posterior predictive
-                data from (0: none).
+            num_predictive_draws: Posterior draws to simulate posterior predictive data from,
+                split evenly over the chains and rounded up to a multiple of them (0: none).
 
         Returns:
             The :class:`StudyResult`.
@@ -421,10 +438,17 @@ class Study:
         start = time.perf_counter()
         with seeded(seeds["training"]):
             trainer = self._build_trainer()
-            trainer.append_simulations(simulations.theta, simulations.x)
+            append = {}
+            if not torch.isfinite(simulations.x).all() and _accepts(
+                trainer.append_simulations, "exclude_invalid_x"
+            ):  # rows the simulator calls valid may pad with NaN (sets of different sizes)
+                append["exclude_invalid_x"] = False
+            trainer.append_simulations(simulations.theta, simulations.x, **append)
             with training_console(trainer):
                 network = trainer.train(**self.train_options)
             posterior = trainer.build_posterior(**self.posterior_options)
+            if append:  # sbi refuses NaN in x_o; the embedding net checks the padding
+                posterior = allow_missing_trials(posterior)
         timings["training"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -433,11 +457,15 @@ class Study:
                 posterior, observations, num_posterior_samples, self.show_progress_bars
             )
             log_prob = posterior_log_prob(posterior, samples, observations)
+            # ArviZ's log_prior and log_likelihood groups: psense, loo, compare take them
+            log_prior = log_prior_at(self.simulator.prior, samples)
+            log_likelihood = log_likelihood_at(self.simulator, posterior, samples, observations)
         timings["sampling"] = time.perf_counter() - start
 
         predictive = None
         if num_predictive_draws > 0:
-            draws = samples[:, :, :num_predictive_draws]
+            per_chain = -(-num_predictive_draws // samples.shape[1])  # split over the chains
+            draws = samples[:, :, :per_chain]
             flat = draws.reshape(-1, draws.shape[-1])
             try:
                 predictive = self.simulator.simulate(flat, seed=seeds["predictive"])
@@ -448,6 +476,7 @@ class Study:
                     *draws.shape[:-1], *self.simulator.observation_shape
                 )
 
+        automatic = {name for name, options in selected.items() if options.get("_automatic")}
         selected = self._drop_without_embedding(selected, network)
         context = DiagnosticContext(
             simulator=self.simulator,
@@ -462,10 +491,20 @@ class Study:
             show_progress_bars=self.show_progress_bars,
         )
         results: dict[str, DiagnosticResult] = {}
-        for name, options in selected.items():
+        skipped: dict[str, str] = {}
+        for name, options in list(selected.items()):
             start = time.perf_counter()
-            with seeded(seeds["diagnostics"]):
-                results[name] = make_diagnostic(name, **options).run(context)
+            try:
+                with seeded(seeds["diagnostics"]):
+                    results[name] = make_diagnostic(name, **options).run(context)
+            except (ValueError, RuntimeError) as error:
+                if name not in automatic:
+                    raise
+                # a diagnostic nobody asked for must not lose the trained study
+                warnings.warn(f"automatic diagnostic {name!r} skipped: {error}", stacklevel=2)
+                skipped[name] = str(error)
+                del selected[name]
+                continue
             timings[f"diagnostic_{name}"] = time.perf_counter() - start
 
         provenance = {
@@ -481,7 +520,9 @@ class Study:
             "num_simulations": self.num_simulations,
             "num_invalid_simulations": simulations.num_invalid,
             "num_resumed_simulations": simulations.num_resumed,
+            "skipped_diagnostics": skipped,
             "num_posterior_samples": int(samples.shape[1] * samples.shape[2]),
+            "sampling": "mcmc" if is_mcmc(posterior) else "independent",
             "epochs_trained": _epochs_trained(trainer),
             "simulation": self.simulation.describe(),
             "timings_s": timings,
@@ -499,6 +540,9 @@ class Study:
             log_prob=log_prob,
             posterior_predictive=predictive,
             provenance=provenance,
+            log_prior=log_prior,
+            log_likelihood=None if log_likelihood is None else log_likelihood[0],
+            log_likelihood_source="simulator" if log_likelihood is None else log_likelihood[1],
         )
 
     def _build_trainer(self) -> Any:

@@ -90,6 +90,14 @@ def _table(source: str, key: str, value: Any) -> dict[str, Any]:
     return value
 
 
+def _ragged_matrix(source: str, key: str, value: Any) -> list[list[float]]:
+    """Like :func:`_matrix`, but rows may differ in length (sets of different sizes)."""
+    rows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
+    for row in rows:
+        _matrix(source, key, row)
+    return rows
+
+
 def _matrix(source: str, key: str, value: Any) -> list[list[float]]:
     rows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
     for row in rows:
@@ -168,7 +176,7 @@ SCHEMA: dict[str, Callable[[str, str, Any], Any]] = {
         source,
         key,
         value,
-        {"values": _matrix, "true_parameters": _matrix, "num_observations": _integer(1)},
+        {"values": _ragged_matrix, "true_parameters": _matrix, "num_observations": _integer(1)},
     ),
     "simulation": lambda source, key, value: _section(
         source,

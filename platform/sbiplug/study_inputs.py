@@ -1,6 +1,8 @@
 """Checks of a study's data inputs, before the long work: observations, true parameters, budget.
 
-Observations must have the simulator's ``observation_shape`` and be finite; true parameters
+Observations must have the simulator's ``observation_shape`` and be finite (a simulator may
+define ``format_observations(observations) -> Tensor`` to accept, e.g., sets of different sizes,
+and ``valid_rows(x) -> (n,) bools`` to accept data that pads with NaN); true parameters
 must have one column per parameter, be finite and lie in the prior's support (``support.check``,
 else a finite ``log_prob``); a training set needs valid rows to train on. Each problem raises a
 :class:`StudyError` in one line naming the input and the simulator; a small simulation budget
@@ -29,6 +31,7 @@ __all__ = [
     "check_training_set",
     "check_true_parameters",
     "inside_support",
+    "valid_rows",
     "warn_small_budget",
 ]
 
@@ -77,8 +80,28 @@ def _matrix(name: str, value: Any) -> Tensor:
         ) from None
 
 
+def _is_ragged(value: Any) -> bool:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(row, (list, tuple)) for row in value
+    ):
+        return False
+    return len({len(row) for row in value}) > 1
+
+
 def check_observations(simulator: Any, observations: Any) -> Tensor:
     """Observed data as a finite tensor of shape ``(n, *simulator.observation_shape)``."""
+    formatter = getattr(simulator, "format_observations", None)
+    if callable(formatter):  # e.g. sets of different sizes, padded to one shape
+        try:
+            observations = formatter(observations)
+        except (TypeError, ValueError) as error:
+            raise StudyError(f"observations for simulator {simulator.name!r}: {error}") from None
+    elif _is_ragged(observations):
+        raise StudyError(
+            f"observations must be rows of equal length for simulator "
+            f"{simulator.name!r} (it takes no sets of different sizes), got rows of lengths "
+            f"{', '.join(str(len(row)) for row in observations)}"
+        )
     observations = _matrix("observations", observations)
     shape = tuple(simulator.observation_shape)
     if tuple(observations.shape) == shape:
@@ -88,7 +111,7 @@ def check_observations(simulator: Any, observations: Any) -> Tensor:
             f"observations must have shape (n, {', '.join(map(str, shape))}) for simulator "
             f"{simulator.name!r}, got {tuple(observations.shape)}"
         )
-    _require_finite("observations", observations)
+    _require_finite("observations", observations, simulator)
     return observations
 
 
@@ -120,7 +143,7 @@ def check_true_parameters(simulator: Any, true_parameters: Any) -> Tensor:
 
 def check_simulated_observations(simulator: Any, x: Tensor) -> Tensor:
     """Observations simulated from true parameters: refused when any row is NaN or inf."""
-    rows = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+    rows = ~valid_rows(simulator, x)
     if rows.any():
         row = int(rows.nonzero()[0, 0])
         raise StudyError(
@@ -170,8 +193,22 @@ def inside_support(prior: Distribution, theta: Tensor) -> Tensor:
     return torch.tensor(rows, dtype=torch.bool)
 
 
-def _require_finite(name: str, values: Tensor) -> None:
-    rows = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
+def valid_rows(simulator: Any, x: Tensor) -> Tensor:
+    """Which rows of ``x`` ``(n, *observation_shape)`` are valid data: ``(n,)`` bools.
+
+    The simulator's own ``valid_rows(x)`` when it has one (data padded with NaN), else finite.
+    """
+    check = getattr(simulator, "valid_rows", None)
+    if callable(check):
+        return torch.as_tensor(check(x), dtype=torch.bool)
+    return torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+
+
+def _require_finite(name: str, values: Tensor, simulator: Any = None) -> None:
+    if simulator is not None:
+        rows = ~valid_rows(simulator, values)
+    else:
+        rows = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
     if rows.any():
         row = int(rows.nonzero()[0, 0])
         raise StudyError(f"{name} must be finite; row {row} holds NaN or inf: {_row(values[row])}")

@@ -96,7 +96,7 @@ def result_file(tmp_path_factory) -> Path:
         (
             "train = { max_num_epochs = 1 }",
             "train = { max_num_epochs = 1 }\n[observations]\nvalues = [[0.1, 0.2], [0.3]]",
-            ("'observations.values' must be rows of equal length",),
+            ("observations must be rows of equal length",),
         ),
         (
             "train = { max_num_epochs = 1 }",

@@ -13,8 +13,8 @@ implementation. Each name loads its module (and torch, NumPy, matplotlib) on fir
   :func:`seeded`, :func:`derive_seed`, :func:`ensure_seed`, :func:`seed_all`.
 - Standardisation (:mod:`~sbiplug.toolkit.standardize`): :class:`Standardize`,
   :func:`z_score_moments`, :data:`SCALE_FLOOR`.
-- Trainer defaults (:mod:`~sbiplug.toolkit.training`): :func:`trainer_options`,
-  :func:`default_tracker`, :class:`NullTracker`.
+- Trainer defaults, pretraining (``training``, ``pretraining``): :func:`trainer_options`,
+  :func:`default_tracker`, :class:`NullTracker`, :func:`pretrain_embedding_net`.
 - Diagnostics (:mod:`~sbiplug.toolkit.diagnostic_inputs`, :mod:`~sbiplug.toolkit.figures`,
   :mod:`~sbiplug.toolkit.diagnostic_results`, :mod:`~sbiplug.toolkit.pvalue`): context
   plumbing, :class:`DiagnosticInputError`, :func:`figure_and_axes`, :func:`significance`,
@@ -55,6 +55,11 @@ if TYPE_CHECKING:
     from sbiplug.toolkit.diagnostic_results import significance
     from sbiplug.toolkit.figures import figure_and_axes, require_variables
     from sbiplug.toolkit.names import default_parameter_names, parameter_names_or_default
+    from sbiplug.toolkit.pretraining import (
+        PRETRAIN_METHOD,
+        pretrain_embedding_net,
+        skip_pretraining,
+    )
     from sbiplug.toolkit.pvalue import bonferroni_p_value, monte_carlo_p_value
     from sbiplug.toolkit.rng import (
         SeedLike,
@@ -86,6 +91,7 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_SHOW_PROGRESS_BARS",
     "HELD_OUT_KEY",
+    "PRETRAIN_METHOD",
     "SCALE_FLOOR",
     "DiagnosticInputError",
     "Interval",
@@ -120,6 +126,7 @@ __all__ = [
     "parameter_names",
     "parameter_names_or_default",
     "posterior_draws",
+    "pretrain_embedding_net",
     "require_observations",
     "require_posterior",
     "require_simulator",
@@ -129,6 +136,7 @@ __all__ = [
     "seed_all",
     "seeded",
     "significance",
+    "skip_pretraining",
     "trainer_options",
     "z_score_moments",
 ]
@@ -151,6 +159,7 @@ _MODULES = {
     ".diagnostic_results": ("significance",),
     ".figures": ("figure_and_axes", "require_variables"),
     ".names": ("default_parameter_names", "parameter_names_or_default"),
+    ".pretraining": ("PRETRAIN_METHOD", "pretrain_embedding_net", "skip_pretraining"),
     ".pvalue": ("bonferroni_p_value", "monte_carlo_p_value"),
     ".rng": ("SeedLike", "as_generator", "derive_seed", "ensure_seed", "seed_all", "seeded"),
     ".simulators": ("as_observation", "check_num_samples"),

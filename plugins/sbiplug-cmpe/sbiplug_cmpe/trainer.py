@@ -55,6 +55,7 @@ from sbiplug.toolkit import (
     check_int,
     check_positive,
     check_positive_int,
+    pretrain_embedding_net,
     trainer_options,
 )
 from sbiplug_cmpe.estimator import ConsistencyEstimator
@@ -166,6 +167,7 @@ class CMPE(SingleRoundPosteriorTrainer):
         theta_standardize = Standardize.from_data(theta, enabled=self.z_score_theta)
         embedding = self.embedding_net if self.embedding_net is not None else nn.Identity()
         embedding = nn.Sequential(Standardize.from_data(x, enabled=self.z_score_x), embedding)
+        pretrain_embedding_net(embedding, x)  # a net with pretrain(x) learns from x first
         with torch.no_grad():
             probe = embedding(x[:2].to("cpu")) if len(x) else None
         if probe is None or probe.dim() < 1:

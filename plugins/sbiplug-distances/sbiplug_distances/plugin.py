@@ -1,4 +1,4 @@
-"""Hook implementations (no torch at import: factories are lazy references)."""
+"""Hook implementations of sbiplug_distances (no torch at import: the factory is lazy)."""
 
 from __future__ import annotations
 
@@ -9,4 +9,9 @@ from sbiplug import DiagnosticSpec, hookimpl
 
 @hookimpl
 def register_diagnostics() -> Iterator[DiagnosticSpec]:
-    yield from ()
+    yield DiagnosticSpec(
+        name="posterior_modes",
+        factory="sbiplug_distances.diagnostic:PosteriorModesDiagnostic",
+        description="how many posterior modes, their masses and geodesics (density-based distance)",
+        requires=("observations",),
+    )

@@ -34,7 +34,15 @@ from sbiplug.toolkit import (
 from sbiplug_fff.flow import FreeFormFlow, ManifoldFreeFormFlow
 from sbiplug_fff.manifolds import Manifold, get_manifold
 
-__all__ = ["FreeFormNPE", "ManifoldNPE", "build_fff", "build_mfff", "make_fff", "make_mfff"]
+__all__ = [
+    "FreeFormNPE",
+    "ManifoldNPE",
+    "build_fff",
+    "build_mfff",
+    "default_num_steps",
+    "make_fff",
+    "make_mfff",
+]
 
 Builder = Callable[[Tensor, Tensor], FreeFormFlow]
 
@@ -50,6 +58,8 @@ def build_fff(
     hidden_features: int = 128,
     num_blocks: int = 2,
     beta: float = 25.0,
+    latent_reconstruction_weight: float = 10.0,
+    adaptive_beta: bool = True,
     hutchinson_samples: int = 1,
     embedding_net: nn.Module | None = None,
     z_score_theta: bool = True,
@@ -61,10 +71,15 @@ def build_fff(
     Arguments:
         hidden_features, num_blocks: Width and depth of the residual encoder and decoder.
         beta: Reconstruction weight (sum of squares in standardised theta; 25 in the authors'
-            SBI configuration). It must grow with the ratio of prior to posterior width:
-            when the reconstruction error ``|theta - g(f(theta))|`` is not small next to the
-            posterior's width, the exact density no longer matches the samples (two_moons,
-            whose posterior is ~50x narrower than its prior, needs ~1000).
+            SBI configuration). With ``adaptive_beta`` it is relative to the posterior's
+            width instead of the prior's, see :attr:`FreeFormFlow.training_beta`.
+        latent_reconstruction_weight: Weight of |w - f(g(w))|^2 for latent draws w: the
+            sampler's invertibility measured in latent units, i.e. relative to the
+            posterior's width in every direction.
+        adaptive_beta: Divide ``beta`` by the squared posterior scale per dimension that the
+            last validation pass measured (the decoder's Jacobian): a posterior much narrower
+            than its prior (two_moons: ~50x) then gets a large weight by itself, where a
+            fixed 25 left the decoder no inverse of the encoder at the posterior's scale.
         hutchinson_samples: Hutchinson vectors per training step.
         embedding_net: Optional network for x.
         z_score_theta, z_score_x: Standardise theta and x with the batch statistics.
@@ -84,6 +99,8 @@ def build_fff(
             num_blocks=num_blocks,
             embedding_net=embedding_net,
             beta=beta,
+            latent_reconstruction_weight=latent_reconstruction_weight,
+            adaptive_beta=adaptive_beta,
             hutchinson_samples=hutchinson_samples,
             theta_shift=theta_scaling["shift"],
             theta_scale=theta_scaling["scale"],
@@ -101,8 +118,8 @@ def build_mfff(
     hidden_features: int = 128,
     num_blocks: int = 2,
     beta: float = 100.0,
-    projection_weight: float = 10.0,
-    uniform_reconstruction_weight: float = 10.0,
+    projection_weight: float = 0.0,
+    uniform_reconstruction_weight: float = 0.0,
     latent_reconstruction_weight: float = 10.0,
     noise: float = 0.0,
     latent: str = "auto",
@@ -163,12 +180,21 @@ def build_mfff(
 _MAX_SCHEDULED_EPOCHS = 100_000
 
 
+def default_num_steps(num_training: int) -> int:
+    """The optimiser steps of a default ``train()``: 70 sqrt(N), within [1500, 50000].
+
+    Grows sublinearly with the number N of training simulations (6,600 steps at 9,000).
+    """
+    return int(min(max(70 * math.sqrt(num_training), 1500), 50_000))
+
+
 class FreeFormNPE(TrainingHooks, NPE):
-    """sbi's NPE with a cosine learning-rate decay over ``max_num_epochs``.
+    """sbi's NPE with a cosine learning-rate decay over a bounded epoch budget.
 
     The authors train free-form flows with a decaying rate (OneCycle); sbi's NPE keeps Adam's
-    rate constant, which leaves narrow posteriors blurred. When ``train(max_num_epochs=E)``
-    is given a finite budget, the rate of epoch e is
+    rate constant, which leaves narrow posteriors blurred. :meth:`train` without
+    ``max_num_epochs`` sets the budget from :func:`default_num_steps`; over a finite budget
+    E the rate of epoch e is
     ``lr * (final + (1 - final) * (1 + cos(pi e / (E + 1))) / 2)``; sbi's early stopping and
     choice of the best validation state are unchanged.
 
@@ -186,6 +212,44 @@ class FreeFormNPE(TrainingHooks, NPE):
         self.final_learning_rate_fraction = float(final_learning_rate_fraction)
         self._schedule: tuple[float, int] | None = None
         super().__init__(**kwargs)
+
+    def train(
+        self,
+        training_batch_size: int = 128,
+        learning_rate: float = 2e-3,
+        max_num_epochs: int | None = None,
+        stop_after_epochs: int | None = None,
+        validation_fraction: float = 0.1,
+        **kwargs: Any,
+    ):
+        """sbi's ``train`` with free-form defaults: batch 128, rate 2e-3, a bounded budget.
+
+        Arguments:
+            max_num_epochs: ``None`` (default): the epochs that make
+                :func:`default_num_steps` optimiser steps for the number of training
+                simulations, over which the rate decays.
+            stop_after_epochs: sbi's early-stopping patience; ``None``: with the default
+                budget a fifth of it, at least 20, so that small data sets (few steps per
+                epoch) are not stopped before the rate has decayed; else sbi's 20.
+            **kwargs: Passed to :meth:`sbi.inference.NPE.train`.
+        """
+        if max_num_epochs is None:
+            theta = self.get_simulations()[0]
+            num_training = len(theta) - int(validation_fraction * len(theta))
+            steps_per_epoch = max(1, math.ceil(num_training / training_batch_size))
+            max_num_epochs = math.ceil(default_num_steps(num_training) / steps_per_epoch)
+            if stop_after_epochs is None:
+                stop_after_epochs = max(20, math.ceil(max_num_epochs / 5))
+        if stop_after_epochs is None:
+            stop_after_epochs = 20  # sbi's default
+        return super().train(
+            training_batch_size=training_batch_size,
+            learning_rate=learning_rate,
+            max_num_epochs=max_num_epochs,
+            stop_after_epochs=stop_after_epochs,
+            validation_fraction=validation_fraction,
+            **kwargs,
+        )
 
     def learning_rate_at(self, epoch: int) -> float | None:
         """The scheduled learning rate of ``epoch`` (``None`` without a finite budget)."""
@@ -255,7 +319,8 @@ def make_fff(
         **network_options: Passed to :func:`build_fff`.
 
     Returns:
-        A :class:`FreeFormNPE` (cosine learning-rate decay when ``max_num_epochs`` is given).
+        A :class:`FreeFormNPE` (its ``train()`` defaults: batch 128, rate 2e-3 decayed by a
+        cosine over :func:`default_num_steps` steps).
     """
     return FreeFormNPE(
         prior=prior,

@@ -15,6 +15,8 @@ uniform distribution or a learned conditional von Mises(-Fisher) mixture
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from sbi.neural_nets.estimators.base import ConditionalDensityEstimator
@@ -31,6 +33,9 @@ from sbiplug_fff.networks import ConditionalResidualNet
 
 __all__ = ["FreeFormFlow", "ManifoldFreeFormFlow"]
 
+# The smallest posterior scale per dimension adaptive_beta reacts to (beta grows <= 10^4 x).
+_MIN_SCALE = 0.01
+
 
 class FreeFormFlow(ConditionalDensityEstimator):
     """A conditional free-form flow on R^D with a standard normal latent.
@@ -41,6 +46,9 @@ class FreeFormFlow(ConditionalDensityEstimator):
         hidden_features, num_blocks: Size of the residual encoder and decoder.
         embedding_net: Optional network applied to the standardised condition.
         beta: Weight of the reconstruction term (a sum of squares over dimensions).
+        latent_reconstruction_weight: Weight of |w - f(g(w))|^2 for latent draws w ~ p_Z.
+        adaptive_beta: Make ``beta`` relative to the posterior's scale, see
+            :attr:`training_beta` (updated by each validation pass, i.e. by sbi's trainer).
         hutchinson_samples: Number K of Hutchinson vectors per step (K = D is exact).
         theta_shift, theta_scale: Standardisation of theta, shape ``(D,)``.
         x_shift, x_scale: Standardisation of the condition, shape ``condition_shape``.
@@ -63,6 +71,8 @@ class FreeFormFlow(ConditionalDensityEstimator):
         embedding_net: nn.Module | None = None,
         embedding_dim: int | None = None,
         beta: float = 25.0,
+        latent_reconstruction_weight: float = 0.0,
+        adaptive_beta: bool = False,
         hutchinson_samples: int = 1,
         theta_shift: Tensor | None = None,
         theta_scale: Tensor | None = None,
@@ -87,6 +97,11 @@ class FreeFormFlow(ConditionalDensityEstimator):
         self._embedding_net = embedding_net
         self.embedding_features = int(embedding_dim)
         self.beta = float(beta)
+        self.latent_reconstruction_weight = float(latent_reconstruction_weight)
+        self.adaptive_beta = bool(adaptive_beta)
+        # log of the posterior's scale per dimension in flow space, from the last validation
+        self.log_posterior_scale = 0.0
+        self._validation_scales = [0.0, 0]  # running sum of per-row log scales, rows
         self.hutchinson_samples = int(hutchinson_samples)
         self.chunk_size = chunk_size
         self.theta_standardize = _standardize(theta_shift, theta_scale, (input_dim,))
@@ -162,9 +177,32 @@ class FreeFormFlow(ConditionalDensityEstimator):
             z, _ = self.encode(theta, embedded)
             x1, log_det = self._decoder_log_det(z, embedded)
             nll = -(self.latent_log_prob(z, embedded) - log_det)
+            if self.adaptive_beta:
+                log_scale = (log_det / self.manifold.dim).clamp(math.log(_MIN_SCALE), 0.0)
+                self._validation_scales[0] += float(log_scale.sum())
+                self._validation_scales[1] += len(log_scale)
+            # the fixed beta: validation losses stay comparable across epochs (early stopping)
             return nll + self.beta * (theta - x1).pow(2).sum(-1)
         with torch.enable_grad():
             return self._training_loss(theta, embedded)
+
+    @property
+    def training_beta(self) -> float:
+        """The reconstruction weight of a training step.
+
+        ``beta`` itself, or with ``adaptive_beta`` ``beta / s^2``, where s (<= 1) is the
+        posterior's scale per dimension in flow space: the geometric mean of the decoder's
+        Jacobian, exp(log|det J_g| / n), averaged in log over the last validation pass. The
+        reconstruction error is then weighed relative to the posterior's width, not the
+        prior's. Validation keeps ``beta``, so that its losses compare across epochs.
+        """
+        if not self.adaptive_beta:
+            return self.beta
+        total, rows = self._validation_scales
+        if rows:
+            self.log_posterior_scale = total / rows
+            self._validation_scales = [0.0, 0]
+        return self.beta * math.exp(-2 * self.log_posterior_scale)
 
     def _training_loss(self, theta: Tensor, embedded: Tensor) -> Tensor:
         theta = theta.detach().requires_grad_(True)
@@ -176,7 +214,21 @@ class FreeFormFlow(ConditionalDensityEstimator):
             self.hutchinson_samples,
         )
         reconstruction = (theta - x1).pow(2).sum(-1)
-        return self.beta * reconstruction - self.latent_log_prob(z, embedded) - surrogate
+        loss = self.training_beta * reconstruction - self.latent_log_prob(z, embedded) - surrogate
+        return loss + self._latent_reconstruction(embedded, theta)
+
+    def _latent_reconstruction(self, embedded: Tensor, like: Tensor) -> Tensor:
+        """Weighted |w - f(g(w))|^2 for w ~ p_Z, shape ``(B,)`` (0 at weight 0).
+
+        Measured in latent units, i.e. relative to the posterior's own width in every
+        direction, this keeps the sampler g the inverse of f at the posterior's scale however
+        narrow the posterior is next to the prior that sets the standardisation.
+        """
+        if not self.latent_reconstruction_weight:
+            return like.new_zeros(like.shape[0])
+        latent = self.latent_sample(embedded).to(like)
+        back = self.encode(self.decode(latent, embedded)[0], embedded)[0]
+        return self.latent_reconstruction_weight * (latent - back).pow(2).sum(-1)
 
     def _decoder_log_det(self, z: Tensor, embedded: Tensor) -> tuple[Tensor, Tensor]:
         def decode_one(z_row: Tensor, c_row: Tensor) -> Tensor:
@@ -228,6 +280,27 @@ class FreeFormFlow(ConditionalDensityEstimator):
             z, _ = self.encode(theta, embedded)
             return (theta - self.decode(z, embedded)[0]).norm(dim=-1)
 
+    def latent_decoder(self, condition: Tensor) -> tuple[Callable[[Tensor], Tensor], Any]:
+        """The sampler z -> theta at one condition and its latent, for entropic metrics.
+
+        The duck-typed protocol of sbiplug-flowanalysis: ``decoder`` maps latents ``(n, d)``
+        to theta ``(n, D)`` in parameter units, row by row; ``latent.sample((n,))`` draws z.
+
+        Arguments:
+            condition: One observation x, shape ``condition_shape`` (or with a leading 1).
+        """
+        with torch.no_grad():
+            condition = torch.as_tensor(condition).float().reshape(1, *self.condition_shape)
+            embedded = self.embed(condition)
+
+        def decoder(z: Tensor) -> Tensor:
+            return self.from_flow_space(self.decode(z, embedded.expand(z.shape[0], -1))[0])
+
+        return decoder, self._latent_at(embedded)
+
+    def _latent_at(self, embedded: Tensor) -> Any:
+        return self.latent
+
 
 class ManifoldFreeFormFlow(FreeFormFlow):
     """A conditional free-form flow on an embedded manifold (M-FFF).
@@ -275,11 +348,14 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             if kwargs.get(name) is not None:
                 raise ValueError(f"ManifoldFreeFormFlow does not standardise theta; drop {name}")
         super().__init__(
-            self._manifold_argument.embedding_dim, condition_shape, beta=beta, **kwargs
+            self._manifold_argument.embedding_dim,
+            condition_shape,
+            beta=beta,
+            latent_reconstruction_weight=latent_reconstruction_weight,
+            **kwargs,
         )
         self.projection_weight = float(projection_weight)
         self.uniform_reconstruction_weight = float(uniform_reconstruction_weight)
-        self.latent_reconstruction_weight = float(latent_reconstruction_weight)
         self.noise = float(noise)
         latent = resolve_latent(latent, self.manifold)
         self.latent_kind = latent
@@ -312,6 +388,22 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             return super().latent_sample(embedded)
         return self.mixture_latent.sample(embedded)
 
+    def latent_decoder(self, condition: Tensor) -> tuple[Any, Any, Callable[[Tensor], Tensor]]:
+        """As :meth:`FreeFormFlow.latent_decoder`, plus the latent manifold's tangent bases."""
+        decoder, latent = super().latent_decoder(condition)
+        return decoder, latent, self.manifold.tangent_basis
+
+    def _latent_at(self, embedded: Tensor) -> Any:
+        if self.mixture_latent is None:
+            return self.latent
+        flow = self
+
+        class _ConditionedMixture:
+            def sample(self, shape: tuple[int, ...] = (1,)) -> Tensor:
+                return flow.mixture_latent.sample(embedded.expand(shape[0], -1))
+
+        return _ConditionedMixture()
+
     def log_abs_det_standardisation(self) -> Tensor:
         return self.theta_standardize.shift.new_zeros(())
 
@@ -326,7 +418,7 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             self.manifold.tangent_basis,
             self.hutchinson_samples,
         )
-        loss = self.beta * (theta - x1).pow(2).sum(-1) - surrogate
+        loss = self.training_beta * (theta - x1).pow(2).sum(-1) - surrogate
         if self.mixture_latent is not None:
             loss = loss - self.mixture_latent.log_prob(z, embedded)
         if self.projection_weight:
@@ -336,10 +428,7 @@ class ManifoldFreeFormFlow(FreeFormFlow):
             uniform = self.manifold.sample_uniform((theta.shape[0],)).to(theta)
             back = self.decode(self.encode(uniform, embedded)[0], embedded)[0]
             loss = loss + self.uniform_reconstruction_weight * (uniform - back).pow(2).sum(-1)
-        if self.latent_reconstruction_weight:
-            latent = self.latent_sample(embedded).to(theta)
-            back = self.encode(self.decode(latent, embedded)[0], embedded)[0]
-            loss = loss + self.latent_reconstruction_weight * (latent - back).pow(2).sum(-1)
+        loss = loss + self._latent_reconstruction(embedded, theta)
         if self.mixture_latent is None:
             # log p_Z is the constant -log vol(M): added so the value reads as an NLL estimate
             loss = loss + self.manifold.log_volume

@@ -1,10 +1,17 @@
-"""Hook implementations of sbiplug_fff: estimators ``fff``, ``mfff`` and three simulators."""
+"""Hook implementations of sbiplug_fff: estimators ``fff``, ``mfff``, four simulators, the
+``fif`` summary net and the ``fif_manifold`` diagnostic."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sbiplug import EstimatorSpec, SimulatorSpec, hookimpl
+from sbiplug import (
+    DiagnosticSpec,
+    EmbeddingNetSpec,
+    EstimatorSpec,
+    SimulatorSpec,
+    hookimpl,
+)
 
 _PACKAGE = "sbiplug_fff"
 
@@ -48,4 +55,29 @@ def register_simulators() -> Iterator[SimulatorSpec]:
         description="rotation seen through noisy rotated vectors; importance-sampled reference",
         parameter_manifold="so3",
         has_reference_posterior=True,
+    )
+    yield SimulatorSpec(
+        name="waveform",
+        factory=f"{_PACKAGE}.simulators.waveform:Waveform",
+        description="3 parameters -> noisy 100-point sinusoid (curved manifold); MCMC reference",
+        has_reference_posterior=True,
+    )
+
+
+@hookimpl
+def register_embedding_nets() -> Iterator[EmbeddingNetSpec]:
+    yield EmbeddingNetSpec(
+        name="fif",
+        factory=f"{_PACKAGE}.summaries:FIFSummary",
+        description="free-form injective flow encoder, pretrained on x (summaries + likelihood)",
+    )
+
+
+@hookimpl
+def register_diagnostics() -> Iterator[DiagnosticSpec]:
+    yield DiagnosticSpec(
+        name="fif_manifold",
+        factory=f"{_PACKAGE}.manifold_check:FIFManifoldDiagnostic",
+        description="observations' manifold log-density and reconstruction error vs. simulations",
+        requires=("observations",),
     )

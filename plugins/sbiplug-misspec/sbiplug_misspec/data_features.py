@@ -10,7 +10,8 @@ themselves, fixed and written for no particular simulator:
   lag-1 correlation along the set's order (dependence, drift); and the correlation between each
   pair of coordinates (up to 8 coordinates). None of them moves with a location parameter.
 - **vectors and time series** ``(d,)``: the data vector itself (an x-space block, up to
-  ``MAX_RAW_FEATURES`` entries).
+  ``MAX_RAW_FEATURES`` entries); their noise's shape is the residual block's
+  (:mod:`sbiplug_misspec.residuals`), which needs the trained posterior.
 
 The test standardises the block with the reference set's median and interquartile range, so
 the features need no training. Names (:attr:`names`) say what each one measures.

@@ -45,7 +45,7 @@ class MisspecificationDiagnostic(Diagnostic):
         num_null: Null replicates (each of N fresh data sets).
         alpha: The test's level.
         kernel: ``"imq"`` or ``"gaussian"`` 19-scale mixture.
-        data_features: ``"auto"`` (default: the summary block and a block of fixed data
+        data_features: ``"auto"`` (default: the summary block and blocks of fixed data
             features, see :func:`~sbiplug_misspec.misspecification_test`) or ``None`` (the
             paper's summary-space test alone).
     """

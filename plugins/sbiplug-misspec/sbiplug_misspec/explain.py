@@ -44,6 +44,8 @@ HINTS: dict[str, str] = {
     "(consider a heavy-tailed or contamination noise model, or look for gross errors)",
     "dependence": "observations depend on each other or drift, unlike the simulator's "
     "independent draws (check for autocorrelation, trends or correlated coordinates)",
+    "bias": "the data sit systematically above or below what the fitted model predicts for "
+    "them (check the forward model's systematic behaviour, offsets or a missing term)",
     "value": "the data at these positions differ from anything the simulator produces "
     "(check the observation process there: offsets, scaling, censoring, noise)",
 }
@@ -54,7 +56,8 @@ class BlockResult:
     """One block of the test: statistic, own p-value and the features behind it.
 
     Arguments:
-        name: ``"summary"`` (the learned summaries) or ``"data"`` (fixed data features).
+        name: ``"summary"`` (the learned summaries), ``"data"`` (fixed data features) or
+            ``"residual"`` (plug-in residual features of vectors).
         statistic: Root MMD between the N observed and the reference points of this block.
         p_value: This block's p-value alone against the same simulated null.
         feature_names: One label per feature, ``(F,)``.

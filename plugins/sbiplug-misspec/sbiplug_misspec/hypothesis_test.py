@@ -94,19 +94,22 @@ def misspecification_test(
         alpha: The level.
         kernel: ``"imq"`` or ``"gaussian"`` mixture over the 19 scales ``KERNEL_SCALES``.
         seed: Seed for the reference and null simulations.
-        data_features: ``"auto"`` (default): a second block of fixed data features
-            (:mod:`sbiplug_misspec.data_features`: the noise's shape for set-valued data, the
-            data vector itself otherwise), combined with the summary block by the smaller
-            p-value under the same simulated null (for observations with no default block,
-            e.g. images, the summary block alone); ``None``: the paper's test in summary space
-            alone; or a callable ``x -> (n, F)`` features.
+        data_features: ``"auto"`` (default): blocks of fixed data features next to the
+            summary block, chosen from x's shape: for sets ``(n, d)`` the noise's shape within
+            each set (:mod:`sbiplug_misspec.data_features`); for vectors and time series
+            ``(d,)`` the data vector itself and, when ``summary`` is a trained estimator or
+            posterior, the noise's shape against replicates simulated at the posterior's fit
+            (:mod:`sbiplug_misspec.residuals`); none for other shapes (e.g. images). The
+            blocks are combined by their smallest p-value under the same simulated null.
+            ``None``: the paper's test in summary space alone; or a callable ``x -> (n, F)``
+            features (one extra block).
 
     Returns:
         A :class:`MisspecificationTest`; its ``message`` and ``plot()`` explain the decision.
     """
     x_observed = _check_inputs(simulator, x_observed, num_reference, num_null, alpha, kernel)
     resolve_summary(summary)  # fail on a bad summary before simulating anything
-    resolve_data_features(data_features, simulator)
+    resolve_data_features(data_features, simulator, summary)
     null_model, observed = SimulatedNull.build(
         summary,
         simulator,

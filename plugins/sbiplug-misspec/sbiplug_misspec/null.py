@@ -21,8 +21,15 @@ from sbiplug.toolkit import ensure_seed, monte_carlo_p_value
 from sbiplug_misspec.data_features import default_data_features
 from sbiplug_misspec.explain import explain_block, message
 from sbiplug_misspec.regularizer import KERNEL_SCALES, KernelName
+from sbiplug_misspec.residuals import PredictiveResiduals
 from sbiplug_misspec.result import MisspecificationTest
-from sbiplug_misspec.summaries import resolve_summary, root_mmd, self_kernel, summarise
+from sbiplug_misspec.summaries import (
+    resolve_estimator,
+    resolve_summary,
+    root_mmd,
+    self_kernel,
+    summarise,
+)
 
 __all__ = ["SimulatedNull", "resolve_data_features", "smallest_null", "too_small_message"]
 
@@ -102,9 +109,11 @@ class SimulatedNull:
     ) -> tuple[SimulatedNull, list[Tensor] | None]:
         """Simulate, featurise and compute the null; returns it and ``x_extra``'s features."""
         summary_fn = resolve_summary(summary)
-        data_fn = resolve_data_features(data_features, simulator)
+        blocks = resolve_data_features(data_features, simulator, summary)
         sequence = np.random.SeedSequence(ensure_seed(seed))
-        prior_seed, simulation_seed = (int(s.generate_state(1)[0]) for s in sequence.spawn(2))
+        prior_seed, simulation_seed, feature_seed = (
+            int(s.generate_state(1)[0]) for s in sequence.spawn(3)
+        )
         # Reference and null data sets in one simulation batch: M + B·N draws from the model.
         total = num_reference + num_null * num_observed
         theta = simulator.sample_prior(total, seed=prior_seed)
@@ -114,21 +123,28 @@ class SimulatedNull:
         featurisers: list[Callable[[Tensor], Tensor]] = [summary_fn]
         names, kinds = [None], [None]
         raw = [summarise(summary_fn, x_model)]
-        if data_fn is not None:
-            standardise = _Standardised(data_fn, data_fn(x_model[:num_reference]))
-            featurisers.append(standardise)
-            raw.append(standardise(x_model))
-            names.append(list(getattr(data_fn, "names", [])) or None)
-            kinds.append(list(getattr(data_fn, "kinds", [])) or None)
+        # Features that draw random numbers (the residual block) do so from a
+        # generator seeded here, so a seeded test is reproducible.
+        with torch.random.fork_rng():
+            torch.manual_seed(feature_seed)
+            for _, data_fn in blocks:
+                values = torch.as_tensor(data_fn(x_model)).to(torch.float64)
+                standardise = _Standardised(data_fn, values[:num_reference])
+                featurisers.append(standardise)
+                raw.append(standardise.apply(values))
+                names.append(list(getattr(data_fn, "names", [])) or None)
+                kinds.append(list(getattr(data_fn, "kinds", [])) or None)
         for features in raw:
             if not torch.isfinite(features).all():
                 raise ValueError("summary produced non-finite values; cannot compute the MMD")
-        labels, default_kinds = ("summary", "feature"), ("summary", "value")
         names = [
-            n or [f"{labels[b]}[{i}]" for i in range(f.shape[1])]
+            n or [f"{'summary' if b == 0 else 'feature'}[{i}]" for i in range(f.shape[1])]
             for b, (n, f) in enumerate(zip(names, raw))
         ]
-        kinds = [k or [default_kinds[b]] * f.shape[1] for b, (k, f) in enumerate(zip(kinds, raw))]
+        kinds = [
+            k or [("summary" if b == 0 else "value")] * f.shape[1]
+            for b, (k, f) in enumerate(zip(kinds, raw))
+        ]
         references = [f[:num_reference] for f in raw]
         null = torch.stack(
             [
@@ -142,7 +158,7 @@ class SimulatedNull:
             ],
             dim=-1,
         )
-        block_names = ["summary", "data"][: len(raw)]
+        block_names = ["summary", *(name for name, _ in blocks)]
         null_model = cls(
             featurisers, block_names, names, kinds, references, null, num_observed, kernel
         )
@@ -280,25 +296,43 @@ class _Standardised:
         self.scale = scale
         self.names = getattr(features, "names", None)
 
+    def apply(self, values: Tensor) -> Tensor:
+        """Standardise already computed features ``(n, F)``."""
+        return (values.to(torch.float64) - self.centre) / self.scale
+
     def __call__(self, x: Tensor) -> Tensor:
-        return (self.features(x).to(torch.float64) - self.centre) / self.scale
+        return self.apply(torch.as_tensor(self.features(x)))
 
 
-def resolve_data_features(data_features: Any, simulator: Simulator) -> Callable | None:
+def resolve_data_features(
+    data_features: Any, simulator: Simulator, summary: Any = None
+) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
+    """The data blocks ``[(name, features)]`` of the test for ``data_features``.
+
+    ``"auto"``: for sets ``(n, d)`` the ``"data"`` block of within-set noise features; for
+    vectors and time series ``(d,)`` the ``"data"`` block (x itself) and, when ``summary`` is
+    a trained estimator or posterior, the ``"residual"`` block of plug-in residual noise
+    features (:mod:`sbiplug_misspec.residuals`); for other shapes none.
+    """
     if data_features is None:
-        return None
+        return []
     if isinstance(data_features, str):
         if data_features != "auto":
             raise ValueError(
                 f"data_features must be 'auto', None or a callable x -> features, got "
                 f"{data_features!r}"
             )
+        shape = tuple(simulator.observation_shape)
         try:
-            return default_data_features(simulator.observation_shape)
+            blocks = [("data", default_data_features(shape))]
         except ValueError:  # e.g. images: no generic data block, the summary block alone
-            return None
+            return []
+        estimator = resolve_estimator(summary)
+        if len(shape) == 1 and estimator is not None:
+            blocks.append(("residual", PredictiveResiduals(estimator, simulator)))
+        return blocks
     if callable(data_features):
-        return data_features
+        return [("data", data_features)]
     raise TypeError(
         f"data_features must be 'auto', None or a callable, got {type(data_features).__name__}"
     )

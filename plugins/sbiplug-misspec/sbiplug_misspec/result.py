@@ -31,8 +31,8 @@ class MisspecificationTest:
         alpha: The test's level.
         num_observed: N, the number of observed data sets.
         attrs: ``num_reference``, ``num_null``, ``kernel``, the kernel's ``scales``, ``blocks``.
-        blocks: Per block (``"summary"``, ``"data"``): its statistic, p-value, the features'
-            contributions and shifts (:class:`~sbiplug_misspec.explain.BlockResult`).
+        blocks: Per block (``"summary"``, ``"data"``, ``"residual"``): its statistic, p-value,
+            the features' contributions and shifts (:class:`~sbiplug_misspec.explain.BlockResult`).
         message: What was found and what it likely means, in words.
     """
 
@@ -48,7 +48,7 @@ class MisspecificationTest:
     message: str = ""
 
     def block(self, name: str) -> BlockResult:
-        """The block called ``name`` (``"summary"`` or ``"data"``)."""
+        """The block called ``name`` (``"summary"``, ``"data"`` or ``"residual"``)."""
         for block in self.blocks:
             if block.name == name:
                 return block

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from sbiplug_misspec.regularizer import KERNEL_SCALES, KernelName, kernel_from_distances
 
-__all__ = ["resolve_summary", "root_mmd", "self_kernel", "summarise"]
+__all__ = ["resolve_estimator", "resolve_summary", "root_mmd", "self_kernel", "summarise"]
 
 # Rows of a cross-kernel block computed at once: bounds memory at ~2e7 float64 entries.
 _BLOCK_ENTRIES = 20_000_000
@@ -60,6 +60,19 @@ def resolve_summary(summary: Any) -> Callable[[Tensor], Tensor]:
         "summary must be a trained sbi trainer or posterior with an embedding net, or a "
         f"callable x -> summaries; got {type(summary).__name__}"
     )
+
+
+def resolve_estimator(summary: Any) -> Any:
+    """The trained conditional density estimator q(θ | x) behind a trainer or posterior, or None.
+
+    Used by the residual block; a plain callable summary has none.
+    """
+    from sbiplug.sbi_internals import is_trainer, trained_network  # imports sbi: only here
+
+    if is_trainer(summary):
+        return trained_network(summary)
+    estimator = getattr(summary, "posterior_estimator", None)
+    return estimator if hasattr(estimator, "sample") else None
 
 
 def summarise(summary: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

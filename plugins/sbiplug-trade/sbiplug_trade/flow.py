@@ -12,6 +12,7 @@ global affine start at zero, so an untrained flow is the standardised base at ev
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -164,3 +165,18 @@ class ConditionalFlow(nn.Module):
     def rsample_and_log_prob(self, c: Tensor) -> tuple[Tensor, Tensor]:
         """One reparameterised draw per row of ``c`` ``(n, 1)`` and its log q."""
         return self(c).rsample_and_log_prob()
+
+    def latent_decoder(self, c: float | Tensor) -> tuple[Callable[[Tensor], Tensor], DiagNormal]:
+        """The sampler z -> x at one condition c and its latent, for entropic metrics.
+
+        The duck-typed protocol of sbiplug-flowanalysis: ``decoder`` maps latents ``(n, d)``
+        to x ``(n, d)`` row by row; the latent is the (tempered) normal at c.
+        """
+        c = torch.as_tensor(c, dtype=torch.float32).reshape(1)
+        with torch.no_grad():
+            context = self.context(c)  # (1 + k,): an unbatched latent
+
+        def decoder(z: Tensor) -> Tensor:
+            return self.flow(context.expand(z.shape[0], -1)).transform.inv(z)
+
+        return decoder, self.flow(context).base

@@ -470,6 +470,14 @@ class TRADE:
             )
         return self.flow.log_prob(x, self._conditions(condition, len(x)))
 
+    def latent_decoder(self, condition: float | Tensor) -> tuple[Any, Any]:
+        """The fitted flow's sampler z -> x at one condition and its latent.
+
+        For sbiplug-flowanalysis's entropic metrics (its duck-typed protocol); see
+        :meth:`ConditionalFlow.latent_decoder`.
+        """
+        return self.flow.latent_decoder(self._conditions(condition, 1)[0, 0])
+
     def __repr__(self) -> str:
         state = "fitted" if self.flow is not None else "unfitted"
         return f"TRADE(target={self.target.name!r}, range={self.condition_range}, {state})"

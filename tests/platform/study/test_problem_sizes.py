@@ -63,16 +63,17 @@ def test_one_parameter_one_observation_runs_and_reports(tmp_path, capsys):
     result = sbiplug.StudyResult.load(out / "result", load_estimator=False)
     figure = result.plot_pair()
     assert isinstance(figure, Figure)
-    (axis,) = figure.axes
+    (axis,) = [axis for axis in figure.axes if axis.get_visible()]
     assert axis.get_xlabel() == "theta_1"
-    assert axis.lines[0].get_xdata()[0] == pytest.approx(0.3)  # the true value is marked
+    (true_line,) = [line for line in axis.lines if line.get_label() == "true value"]
+    assert true_line.get_xdata()[0] == pytest.approx(0.3)  # the true value is marked
 
 
 def test_one_parameter_many_observations():
     result = sbiplug.Study("gaussian_linear", simulator_options={"dim": 1}, **SMALL).run(
         num_observations=3, num_posterior_samples=50, num_predictive_draws=0
     )
-    assert result.samples.shape == (3, 1, 50, 1)
+    assert result.samples.shape == (3, 4, 13, 1)  # 50 draws as 4 chains
     for observation in range(3):
         assert result.summary(observation).shape[0] == 1
         assert isinstance(result.plot_pair(observation), Figure)
@@ -119,7 +120,7 @@ def test_high_dimensional_x(tmp_path):
     study = sbiplug.Study((prior, simulate), diagnostics=["ppc", "tarp"], **SMALL)
     result = study.run(num_observations=2, num_posterior_samples=50, num_predictive_draws=5)
     assert result.observations.shape == (2, 200)
-    assert result.posterior_predictive.shape == (2, 1, 5, 200)
+    assert result.posterior_predictive.shape == (2, 4, 2, 200)  # 5 draws over 4 chains
     paths = result.save_figures(tmp_path)
     assert {path.name for path in paths} == {
         "posterior_pair.png",

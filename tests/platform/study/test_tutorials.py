@@ -31,7 +31,7 @@ def _run(name: str) -> dict:
 def test_first_study(quick, tmp_path):
     namespace = _run("01_first_study.py")
     result = namespace["result"]
-    assert result.samples.shape == (1, 1, 200, 2)
+    assert result.samples.shape == (1, 4, 50, 2)
     assert set(result.diagnostics) == {"sbc", "c2st_reference"}
     assert (tmp_path / "first-study" / "result.nc").is_file()
     assert torch.equal(namespace["loaded"].samples, result.samples)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from sbiplug.builtin.estimators._options import drop_none
+from sbiplug.toolkit.pretraining import pretrain_embedding_net
 from sbiplug.toolkit.training import (
     DEFAULT_DEVICE,
     DEFAULT_SHOW_PROGRESS_BARS,
@@ -136,4 +137,15 @@ def _density_builder(
     from sbi.neural_nets import likelihood_nn, posterior_nn
 
     factory = posterior_nn if estimator == "npe" else likelihood_nn
-    return factory(model=density_estimator, **options)
+    builder = factory(model=density_estimator, **options)
+    if estimator != "npe" or options.get("embedding_net") is None:
+        return builder
+
+    def build_and_pretrain(batch_theta: Any, batch_x: Any) -> Any:
+        # An embedding net with ``pretrain(x)`` learns from the training x first
+        # (sbiplug.toolkit.pretraining), behind sbi's z-scoring as it will see them.
+        network = builder(batch_theta, batch_x)
+        pretrain_embedding_net(getattr(network, "embedding_net", None), batch_x)
+        return network
+
+    return build_and_pretrain

@@ -66,6 +66,11 @@ class _LinearGaussianNoise(Simulator):
         Returns:
             Log-likelihoods, shape ``(n,)``.
         """
+        return self.pointwise_log_likelihood(theta, x).sum(dim=-1)
+
+    def pointwise_log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
+        """log N(x_d; theta_d, 0.1) of each coordinate (independent given theta), shape
+        ``(n, dim)``: ArviZ's pointwise ``log_likelihood`` for PSIS-LOO."""
         for label, value in (("theta", theta), ("x", x)):
             if not isinstance(value, Tensor) or value.shape[-1:] != (self.dim,):
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -74,7 +79,7 @@ class _LinearGaussianNoise(Simulator):
                     f"got {shape}"
                 )
         noise = Normal(torch.zeros(()), math.sqrt(self.noise_variance))
-        return noise.log_prob(x - theta).sum(dim=-1)
+        return noise.log_prob(x - theta)
 
 
 class GaussianLinear(_LinearGaussianNoise):

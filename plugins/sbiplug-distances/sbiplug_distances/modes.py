@@ -1,0 +1,199 @@
+"""Modes of a sample by density-based distance: count, masses, representatives, geodesics.
+
+Draws are over-clustered by average linkage on their density-based distances (Sorrenson et al.,
+ICML 2025, https://arxiv.org/abs/2407.09297: shortest paths follow the density, so a cluster is
+a connected high-density region), the lowest-density fifth joining afterwards; clusters holding
+less than ``min_mass`` join their nearest neighbour. Two clusters are one mode unless the
+geodesic between their highest-density draws dips below ``valley`` times the lower of the two
+peak densities (a saddle; densities of the draws, by kNN), so a curved ridge stays one mode
+while separated bumps count apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sbiplug.toolkit import OptionError, check_int, check_probability
+from sbiplug_distances.distance import DensityDistance
+from sbiplug_distances.graph import knn_log_density
+
+__all__ = ["TAIL", "VALLEY_NEIGHBORS", "Modes", "find_modes"]
+
+TAIL = 0.2
+"""Share of lowest-density draws left out of the over-clustering (then assigned)."""
+
+VALLEY_NEIGHBORS = 20
+"""``k`` of the draws' kNN density that measures the dip between two peaks."""
+
+
+@dataclass
+class Modes:
+    """Modes of one sample.
+
+    Arguments:
+        labels: Mode of each draw, ``(n,)``, in ``0 .. K-1`` by decreasing mass.
+        masses: Share of draws in each mode, ``(K,)``.
+        representatives: Index of each mode's highest-density draw, ``(K,)``.
+        pairs: Mode pairs ``(i, j)`` with ``i < j`` of the geodesics, ``(K (K - 1) / 2, 2)``.
+        geodesics: Geodesics between the representatives of each pair, ``(pairs, P, D)``.
+        valleys: Lowest density on each geodesic over the lower peak density, ``(pairs,)``.
+    """
+
+    labels: Tensor
+    masses: Tensor
+    representatives: Tensor
+    pairs: Tensor
+    geodesics: Tensor
+    valleys: Tensor
+
+    @property
+    def num_modes(self) -> int:
+        return len(self.masses)
+
+
+def find_modes(
+    draws: Tensor,
+    distance: DensityDistance,
+    *,
+    max_modes: int = 8,
+    min_mass: float = 0.03,
+    valley: float = 0.2,
+) -> Modes:
+    """Find the modes of ``draws`` ``(n, D)`` with a fitted :class:`DensityDistance`.
+
+    Arguments:
+        draws: The sample, shape ``(n, D)``.
+        distance: A distance fitted on (typically) the same draws, with a density.
+        max_modes: Clusters of the over-clustering, an upper bound on the modes.
+        min_mass: Clusters with a smaller share of the draws are not modes.
+        valley: Two clusters are separate modes when the density on the geodesic between their
+            peaks falls below ``valley`` times the lower peak's density.
+
+    Returns:
+        The :class:`Modes`.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    max_modes = check_int("max_modes", max_modes, minimum=1, owner="find_modes")
+    min_mass = check_probability("min_mass", min_mass, owner="find_modes")
+    valley = check_probability("valley", valley, owner="find_modes")
+    if distance.density is None:
+        raise OptionError("find_modes: the distance needs a density (not density='knn')")
+    draws = draws.double()
+    n = len(draws)
+    matrix = distance.pairwise(draws).numpy()
+    log_prob = distance.density.log_prob(draws.float()).numpy()
+    # Tail draws are far from everything under this metric and would each take one of the
+    # ``max_modes`` clusters: cluster the core (all but the lowest-density share ``TAIL``),
+    # then give each tail draw the cluster of its nearest core draw.
+    core = log_prob >= np.quantile(log_prob, TAIL)
+    clusters = np.zeros(n, dtype=int)
+    if core.sum() >= 3 and max_modes > 1:
+        inner = matrix[np.ix_(core, core)]
+        tree = linkage(squareform(inner, checks=False), method="average")
+        clusters[core] = fcluster(tree, t=max_modes, criterion="maxclust") - 1
+        members = np.flatnonzero(core)
+        tail = np.flatnonzero(~core)
+        if len(tail):
+            nearest = members[np.argmin(matrix[np.ix_(tail, members)], axis=1)]
+            clusters[tail] = clusters[nearest]
+    clusters = _absorb_small(clusters, matrix, min_mass)
+
+    # One batch of geodesics between the clusters' peaks; clusters joined by a geodesic
+    # without a valley are one mode (transitively: a ridge through several clusters).
+    names = np.unique(clusters)
+    peaks = np.array([_peak(clusters == c, log_prob) for c in names])
+    pairs, geodesics, ratios = _valleys(draws, peaks, log_prob, distance)
+    parent = list(range(len(names)))
+    for (i, j), ratio in zip(pairs, ratios):
+        if ratio >= valley:
+            parent[_root(parent, j)] = _root(parent, i)
+    roots = np.array([_root(parent, i) for i in range(len(names))])
+    merged = roots[np.searchsorted(names, clusters)]
+
+    # Relabel by decreasing mass; keep the geodesics between the surviving peaks.
+    groups, counts = np.unique(merged, return_counts=True)
+    order = groups[np.argsort(-counts, kind="stable")]
+    labels = np.empty(n, dtype=np.int64)
+    for new, old in enumerate(order):
+        labels[merged == old] = new
+    best = [max(np.flatnonzero(roots == old), key=lambda c: log_prob[peaks[c]]) for old in order]
+    representatives = peaks[best]
+    lookup = {(int(i), int(j)): row for row, (i, j) in enumerate(pairs)}
+    final_pairs = [(a, b) for a in range(len(order)) for b in range(a + 1, len(order))]
+    rows, flip = [], []
+    for a, b in final_pairs:
+        i, j = best[a], best[b]
+        rows.append(lookup[(min(i, j), max(i, j))])
+        flip.append(i > j)
+    kept = geodesics[rows] if rows else geodesics[:0]
+    for index, reverse in enumerate(flip):
+        if reverse:
+            kept[index] = kept[index].flip(0)
+    masses = np.bincount(labels, minlength=len(order)) / n
+    return Modes(
+        labels=torch.as_tensor(labels),
+        masses=torch.as_tensor(masses),
+        representatives=torch.as_tensor(representatives),
+        pairs=torch.as_tensor(final_pairs, dtype=torch.int64).reshape(-1, 2),
+        geodesics=kept,
+        valleys=torch.as_tensor(ratios[rows] if rows else np.zeros(0)),
+    )
+
+
+def _peak(members: np.ndarray, log_prob: np.ndarray) -> int:
+    return int(np.flatnonzero(members)[np.argmax(log_prob[members])])
+
+
+def _root(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        i = parent[i]
+    return i
+
+
+def _absorb_small(clusters: np.ndarray, matrix: np.ndarray, min_mass: float) -> np.ndarray:
+    """Give the draws of clusters below ``min_mass`` to the nearest large cluster's draw."""
+    clusters = clusters.copy()
+    names, counts = np.unique(clusters, return_counts=True)
+    large = names[counts >= min_mass * len(clusters)]
+    if len(large) == 0:
+        large = names[[int(np.argmax(counts))]]
+    keep = np.isin(clusters, large)
+    small = np.flatnonzero(~keep)
+    if len(small):
+        members = np.flatnonzero(keep)
+        nearest = members[np.argmin(matrix[np.ix_(small, members)], axis=1)]
+        clusters[small] = clusters[nearest]
+    return clusters
+
+
+def _valleys(
+    draws: Tensor, peaks: np.ndarray, log_prob: np.ndarray, distance: DensityDistance
+) -> tuple[np.ndarray, Tensor, np.ndarray]:
+    """Geodesics between all pairs of peaks and their valley ratios ``min p / lower peak``.
+
+    ``log_prob`` (the model's) chose the peaks; the ratios use the draws' kNN density.
+    """
+    k = len(peaks)
+    pairs = np.array([(i, j) for i in range(k) for j in range(i + 1, k)], dtype=np.int64)
+    if len(pairs) == 0:
+        empty = torch.zeros(0, distance.num_points, draws.shape[1])
+        return pairs.reshape(0, 2), empty, np.zeros(0)
+    a, b = draws[peaks[pairs[:, 0]]], draws[peaks[pairs[:, 1]]]
+    geodesics = distance.geodesic(a, b)
+    # The dip is measured by the draws' own kNN density, not the model's: a flow often joins
+    # separated modes by a thin filament of high density but almost no mass, which the model
+    # density would call a ridge and the draws show as a gap.
+    sample = draws.numpy()
+    k = min(VALLEY_NEIGHBORS, len(sample) - 1)
+    along = knn_log_density(sample, geodesics.double().reshape(-1, draws.shape[1]).numpy(), k)
+    along = along.reshape(len(pairs), -1)
+    ends = knn_log_density(sample, sample[peaks], k)
+    lower = np.minimum(ends[pairs[:, 0]], ends[pairs[:, 1]])
+    ratios = np.exp(np.minimum(along.min(axis=1) - lower, 0.0))
+    return pairs, geodesics, ratios

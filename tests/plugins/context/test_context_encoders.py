@@ -1,0 +1,75 @@
+"""Set encoders: permutation invariance, masking (a set equals itself padded), clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sbiplug
+from sbiplug_context import SetShapeError, pad_sets
+
+ENCODERS = ("set_deepsets", "set_transformer")
+
+
+def _encoder(name: str, **options):
+    torch.manual_seed(0)
+    options = {"element_dim": 3, "max_trials": 12, "min_trials": 2, **options}
+    return sbiplug.make_embedding_net(name, **options).eval()
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_permutation_invariance_and_padding(name):
+    encoder = _encoder(name)
+    torch.manual_seed(1)
+    s = torch.randn(5, 3)
+    batch = pad_sets([s, torch.randn(12, 3), torch.randn(2, 3)], 12)
+    other = pad_sets([s[torch.randperm(5)], torch.randn(7, 3)], 12)
+    scattered = torch.full((1, 12, 3), float("nan"))
+    scattered[0, [0, 3, 4, 8, 11]] = s  # padding between the elements, not only trailing
+    reference = encoder(batch)[0]
+    assert encoder(batch).shape == (3, 16)
+    # float32 sums in another order: equal to rounding
+    assert torch.allclose(encoder(other)[0], reference, atol=1e-5)
+    assert torch.allclose(encoder(scattered)[0], reference, atol=1e-5)
+    # the summary depends on the set: a different set of the same size gives another one
+    assert (encoder(pad_sets([s + 1.0], 12))[0] - reference).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_set_size_is_a_feature(name):
+    encoder = _encoder(name)
+    s = torch.randn(4, 3)
+    repeated = torch.cat([s, s])  # the same empirical distribution, twice the trials
+    a, b = encoder(pad_sets([s, repeated], 12))
+    assert (a - b).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_clear_errors(name):
+    encoder = _encoder(name)
+    with pytest.raises(SetShapeError, match=r"expected padded sets of shape \(batch, 12, 3\)"):
+        encoder(torch.randn(2, 12, 4))  # wrong element dimension
+    with pytest.raises(SetShapeError, match="is empty"):
+        encoder(torch.full((1, 12, 3), float("nan")))
+    with pytest.raises(SetShapeError, match="has 1 trials; this model covers 2 to 12"):
+        encoder(pad_sets([torch.randn(1, 3)], 12))
+    partial = pad_sets([torch.randn(4, 3)], 12)
+    partial[0, 1, 0] = float("nan")
+    with pytest.raises(SetShapeError, match="partly NaN"):
+        encoder(partial)
+    with pytest.raises(SetShapeError, match="has 13 trials"):
+        pad_sets([torch.randn(13, 3)], 12)
+    with pytest.raises(ValueError, match="min_trials"):
+        sbiplug.make_embedding_net(name, element_dim=3, max_trials=4, min_trials=5)
+
+
+def test_standardises_on_first_training_batch_and_saves_it():
+    encoder = _encoder("set_deepsets").train()
+    x = pad_sets([torch.randn(6, 3) * 5 + 10 for _ in range(8)], 12)
+    encoder(x[:1])  # sbi's one-set probe does not fit the standardisation
+    assert not bool(encoder.fitted)
+    encoder(x)
+    assert bool(encoder.fitted) and torch.allclose(encoder.loc, torch.full((3,), 10.0), atol=2)
+    rebuilt = _encoder("set_deepsets")
+    rebuilt.load_state_dict(encoder.state_dict())  # buffers travel with the weights
+    assert torch.equal(rebuilt.loc, encoder.loc) and bool(rebuilt.fitted)

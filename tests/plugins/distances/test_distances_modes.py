@@ -1,0 +1,121 @@
+"""find_modes and the posterior_modes diagnostic: counts, masses, netCDF round trip, refusals."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from sbiplug import DiagnosticContext, DiagnosticResult
+from sbiplug.toolkit import DiagnosticInputError, OptionError
+from sbiplug_distances import DensityDistance, PosteriorModesDiagnostic, find_modes
+
+matplotlib.use("Agg")
+
+
+def mixture(weights, means, scale):
+    components = Independent(Normal(torch.tensor(means), scale * torch.ones(len(means), 2)), 1)
+    return MixtureSameFamily(Categorical(torch.tensor(weights)), components)
+
+
+def crescent(n: int, seed: int = 0) -> tuple[torch.Tensor, object]:
+    generator = torch.Generator().manual_seed(seed)
+    angle = math.pi * torch.rand(n, generator=generator)
+    radius = 1 + 0.1 * torch.randn(n, generator=generator)
+    draws = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
+
+    def log_prob(z):
+        inside = torch.sigmoid(20 * torch.atan2(z[:, 1], z[:, 0]))
+        inside = inside * torch.sigmoid(20 * (math.pi - torch.atan2(z[:, 1], z[:, 0])))
+        return -0.5 * ((z.norm(dim=-1) - 1) / 0.1) ** 2 + inside.clamp_min(1e-30).log()
+
+    return draws, log_prob
+
+
+class AnalyticPosterior:
+    """A stand-in for an sbi posterior: the same mixture for every observation."""
+
+    def __init__(self, density) -> None:
+        self.density = density
+
+    def log_prob(self, theta, x=None):
+        return self.density.log_prob(theta)
+
+    def sample(self, shape, x=None, show_progress_bars=False):
+        return self.density.sample(shape)
+
+
+def test_modes_of_separated_bumps_and_of_a_curved_ridge():
+    torch.manual_seed(0)
+    bumps = mixture([0.7, 0.3], [[0.0, 0.0], [4.0, 0.0]], 0.6)
+    draws = bumps.sample((800,))
+    modes = find_modes(draws, DensityDistance(bumps, show_progress_bars=False).fit(draws))
+    assert modes.num_modes == 2
+    assert np.allclose(modes.masses.numpy(), [0.7, 0.3], atol=0.05)
+    assert modes.geodesics.shape == (1, 32, 2) and float(modes.valleys[0]) < 0.5
+    # Draws left of the saddle (x = 2) are in the heavier mode.
+    assert float((modes.labels == (draws[:, 0] > 2).long()).double().mean()) > 0.97
+    draws, log_prob = crescent(800)
+    ridge = find_modes(draws, DensityDistance(log_prob, show_progress_bars=False).fit(draws))
+    assert ridge.num_modes == 1 and float(ridge.masses[0]) == 1.0
+
+
+def run_diagnostic(**options) -> DiagnosticResult:
+    torch.manual_seed(1)
+    density = mixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.5]], 0.5)
+    draws = density.sample((2, 400))  # (observations, draws, D)
+    context = DiagnosticContext(
+        posterior=AnalyticPosterior(density),
+        observations=torch.zeros(2, 3),
+        posterior_samples=draws,
+        seed=0,
+    )
+    return PosteriorModesDiagnostic(num_draws=400, **options).run(context)
+
+
+def test_diagnostic_reports_modes_and_round_trips_through_netcdf(tmp_path):
+    result = run_diagnostic()
+    data = result.data
+    assert data["num_modes"].values.tolist() == [2, 2]
+    assert np.allclose(data["mass"].values, 0.5, atol=0.06)
+    assert data["geodesic"].sizes == {"observation": 2, "pair": 1, "point": 32, "parameter": 2}
+    assert result.statistic == 2.0 and result.summary["num_multimodal"] == 2.0
+    path = tmp_path / "modes.nc"
+    result.to_dataset().to_netcdf(path)
+    with xr.open_dataset(path) as stored:
+        loaded = DiagnosticResult.from_dataset(stored.load())
+    assert loaded.name == "posterior_modes" and loaded.summary == result.summary
+    xr.testing.assert_allclose(loaded.data[list(data.data_vars)], data)
+    figure = loaded.plot()  # redrawn from the file through the registered diagnostic
+    assert len(figure.axes) == 1
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    assert PosteriorModesDiagnostic().plot(loaded, ax=ax, observation=1) is ax.figure
+    plt.close("all")
+
+
+def test_diagnostic_refuses_manifold_parameters_and_bad_options():
+    # A stand-in: the torus simulators live in another plugin, and these tests need only the host.
+    simulator = SimpleNamespace(name="angles", parameter_manifold="torus", observation_shape=(2,))
+    context = DiagnosticContext(simulator=simulator, observations=torch.zeros(1, 2))
+    with pytest.raises(DiagnosticInputError, match=r"Euclidean parameters only.*'torus'"):
+        PosteriorModesDiagnostic().run(context)
+    with pytest.raises(OptionError, match="density must be one of"):
+        PosteriorModesDiagnostic(density="kde")
+    with pytest.raises(OptionError, match="num_draws"):
+        PosteriorModesDiagnostic(num_draws=5)
+    with pytest.raises(DiagnosticInputError, match="needs 1000 posterior draws"):
+        PosteriorModesDiagnostic().run(
+            DiagnosticContext(
+                observations=torch.zeros(1, 2), posterior_samples=torch.zeros(1, 50, 2)
+            )
+        )
+    with pytest.raises(OptionError, match="min_mass"):
+        find_modes(torch.zeros(10, 2), None, min_mass=1.5)

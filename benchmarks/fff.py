@@ -13,7 +13,9 @@ Every headline row runs the public API at its defaults, with no options:
   benchmarks/cmpe.py; fetch it once with ``pip download --no-deps sbibm==1.1.0 -d
   ~/.cache/sbiplug``).
 C2ST (sbi's MLP, 5 folds) is computed in the embedding for every method. ``--tuned`` adds
-extra rows, marked "tuned", with the hand-set options of the previous benchmark run.
+extra rows, marked "tuned", with the hand-set options of the previous benchmark run. The
+injective-flow (FIF) sections, the sine-manifold toy and the waveform summaries, are
+``python -m benchmarks.fif``.
 
     OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python -m benchmarks.fff        # full protocol
     python -m benchmarks.fff --only two_moons --methods FFF "NPE (nsf)"       # a subset

@@ -72,8 +72,9 @@ result
 # %% [markdown]
 # ## Summaries and diagnostics
 #
-# `summary()` is ArviZ's table (one chain here: mean, sd and the 94% HDI; MCMC estimators
-# such as `nle` add R-hat and ESS over their chains).
+# `summary()` is ArviZ's table: mean, sd, the 94% HDI, and R-hat and ESS over the chains
+# (NPE's independent draws come as 4 chains, so both mean something; for MCMC estimators such
+# as `nle` they are the convergence check).
 
 # %%
 print(result.summary())

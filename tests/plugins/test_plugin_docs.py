@@ -38,7 +38,7 @@ def outcomes(tmp_path_factory) -> dict[str, dict]:
 
 
 def test_every_plugin_has_a_page_with_code():
-    for name in ("cmpe", "misspec", "trade", "fff", "ood"):
+    for name in ("cmpe", "misspec", "trade", "fff", "ood", "flowanalysis", "distances", "context"):
         assert f"docs/plugins/{name}.md" in PAGES, name
     assert "README.md" in PAGES
 

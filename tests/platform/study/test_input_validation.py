@@ -68,8 +68,10 @@ def test_nan_observations_fail_before_any_simulation():
         study.run(observations=[[math.inf, 0.0]])
     with pytest.raises(StudyError, match=r"observations must have shape \(n, 2\)"):
         study.run(observations=torch.zeros(2, 3))
-    with pytest.raises(StudyError, match="observations must be an array of numbers"):
+    with pytest.raises(StudyError, match="observations must be rows of equal length"):
         study.run(observations=[[0.0, 1.0], [2.0]])
+    with pytest.raises(StudyError, match="observations must be an array of numbers"):
+        study.run(observations=[["a", 1.0]])
     assert toy.rows_simulated == before
 
 

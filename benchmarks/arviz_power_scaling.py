@@ -54,6 +54,7 @@ def main() -> None:
     simulator = result.simulator
     x_o = result.observations[0]
     rows = []
+    curves: dict[str, dict] = {}
     for component in ("prior", "likelihood"):
         start = time.perf_counter()
         trade = power_scaling_sensitivity(
@@ -71,11 +72,17 @@ def main() -> None:
         log_like = simulator.log_likelihood(draws, x_o.expand(len(draws), -1))
         log_prior = simulator.prior.log_prob(draws)
         power = log_like if component == "likelihood" else log_prior
+        curve = curves[component] = {"alpha": [], "is": [], "trade": [], "k_hat": []}
+        curve.update(psense=psense, truth=truth)
         for alpha in trade["alpha"].values:
             mean, sd = power_moments(component, float(alpha), x_d)
             row = trade.sel(alpha=alpha, parameter="theta_1")
             log_weights = ((float(alpha) - 1) * power).double().numpy()
             k_hat = _pareto_k(log_weights)[1] if abs(float(alpha) - 1) > 1e-9 else float("nan")
+            curve["alpha"].append(float(alpha))
+            curve["is"].append(float(row["mean_is"]))
+            curve["trade"].append(float(row["mean_trade"]))
+            curve["k_hat"].append(k_hat)
             rows.append(
                 f"| {component} | {alpha:.3f} | {mean:.4f} | {float(row['mean_is']):.4f} | "
                 f"{float(row['mean_trade']):.4f} | {sd:.4f} | {float(row['sd_is']):.4f} | "
@@ -95,6 +102,53 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    suffix = f"_dim{arguments.dim}{'_quick' if arguments.quick else ''}"
+    figure = plot_curves(curves, x_d)
+    path = Path(__file__).resolve().parent / "results" / f"arviz_power_scaling{suffix}.png"
+    figure.savefig(path, dpi=110)
+    print(f"figure: benchmarks/results/{path.name}")
+
+
+def plot_curves(curves: dict[str, dict], x_d: float):
+    """Posterior mean of theta_1 against alpha: closed form, TRADE, importance reweighting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6))
+    for ax, (component, curve) in zip(np.atleast_1d(axes), curves.items(), strict=True):
+        alphas = np.asarray(curve["alpha"])
+        dense = np.geomspace(alphas.min(), alphas.max(), 200)
+        ax.plot(dense, [power_moments(component, a, x_d)[0] for a in dense], "k-", label="truth")
+        ax.plot(alphas, curve["trade"], "o-", color="C0", label="TRADE (amortised)")
+        k_hat = np.nan_to_num(np.asarray(curve["k_hat"]), nan=0.0)
+        reliable = k_hat <= 0.7
+        ax.plot(
+            alphas[reliable],
+            np.asarray(curve["is"])[reliable],
+            "s",
+            color="C1",
+            label="importance reweighting (psense)",
+        )
+        if (~reliable).any():
+            ax.plot(
+                alphas[~reliable],
+                np.asarray(curve["is"])[~reliable],
+                "s",
+                mfc="none",
+                color="C1",
+                label="reweighting, k-hat > 0.7",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel(f"alpha ({component} power)")
+        ax.set_ylabel("posterior mean of theta_1")
+        ax.set_title(
+            f"{component}: psense {curve['psense']:.3f} (closed form {curve['truth']:.3f})"
+        )
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
 
 
 def _pareto_k(log_weights: np.ndarray) -> tuple[np.ndarray, float]:

@@ -8,9 +8,7 @@ reweighting of the alpha = 1 draws (what psense uses; its Pareto k-hat beside it
 closed form. With ``dim`` parameters the weights of all of them multiply, which is where
 reweighting degenerates (k-hat > 0.7) far from alpha = 1.
 
-    OMP_NUM_THREADS=1 python -P benchmarks/arviz_power_scaling.py [--quick]
-
-(``-P``: benchmarks/platform.py would shadow the standard library's ``platform``.)
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python -m benchmarks.arviz_power_scaling [--quick]
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import load_average
 from sbiplug import inference_data as adapter
 
 PRIOR_VARIANCE = NOISE_VARIANCE = 0.1
@@ -94,7 +93,7 @@ def main() -> None:
         )
     print(
         f"gaussian_linear dim={arguments.dim}, x_1 = {x_d:.3f}, {len(draws)} exact draws, "
-        f"TRADE steps {steps}; ArviZ {adapter.arviz().__version__}"
+        f"TRADE steps {steps}; ArviZ {adapter.arviz().__version__}; load average {load_average()}"
     )
     print(
         "| component | alpha | mean truth | mean IS | mean TRADE | sd truth | sd IS | sd TRADE "

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 import sbiplug
+from benchmarks.machine import load_average
 from sbiplug.toolkit import NullTracker
 
 TASKS = ("two_moons", "gaussian_mixture", "slcp", "gaussian_linear")
@@ -350,10 +351,6 @@ def goals(rows: list[dict]) -> list[str]:
 
 def _goal(text: str, met: bool) -> str:
     return f"{text}: {'met' if met else 'MISSED'}"
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,6 +37,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
+from benchmarks.machine import load_average
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -200,7 +202,7 @@ def main(argv=None):
     if args.part in ("dg", "all"):
         result["dg"] = run_dg(epochs=args.epochs)
         _print_dg(result["dg"])
-    result["loadavg"] = Path("/proc/loadavg").read_text().strip()
+    result["loadavg"] = load_average()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"context{('_' + args.tag) if args.tag else ''}.json"
     path.write_text(json.dumps(result, indent=1, default=str))

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.machine import load_average
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -241,8 +243,7 @@ def run_sbibm(arguments: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     arguments = parse(argv)
     torch.manual_seed(arguments.seed)
-    with open("/proc/loadavg") as handle:
-        print(f"load average at start: {handle.read().split()[:3]}")
+    print(f"load average at start: {load_average()}")
     for part in arguments.parts:
         {"gmm": run_gmm, "ring": run_ring, "sbibm": run_sbibm}[part](arguments)
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks.cmpe import DEFAULT_WHEEL, sbibm_reference
+from benchmarks.machine import load_average
 
 TRUE_MODES = {"two_moons": 2, "gaussian_mixture": 1, "slcp": 4}
 
@@ -257,8 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = {"a": geodesic_accuracy, "b": mode_counting, "c": wall_time}
     for part in arguments.parts:
         lines += ["", *parts[part](arguments)]
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    lines += ["", f"total {time.perf_counter() - started:.0f} s; load average {' '.join(load)}"]
+    lines += ["", f"total {time.perf_counter() - started:.0f} s; load average {load_average()}"]
     print("\n".join(lines))
 
 

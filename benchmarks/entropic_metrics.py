@@ -43,6 +43,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from benchmarks.machine import load_average
+
 torch.set_num_threads(1)
 
 import sbiplug
@@ -326,8 +328,7 @@ def main() -> None:
     emit(
         [
             f"entropic_metrics benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-            f"{' (--quick)' if args.quick else ''}; load average at start "
-            + " ".join(f"{v:.2f}" for v in os.getloadavg())
+            f"{' (--quick)' if args.quick else ''}; load average at start {load_average()}"
         ]
     )
     if "a" in args.sections:
@@ -340,12 +341,7 @@ def main() -> None:
             emit(section_cost(result, args.quick, args.loop_draws))
     if "c" in args.sections:
         emit(section_ridge(args.quick))
-    emit(
-        [
-            f"total {time.perf_counter() - start:.0f} s; load average at end "
-            + " ".join(f"{v:.2f}" for v in os.getloadavg())
-        ]
-    )
+    emit([f"total {time.perf_counter() - start:.0f} s; load average at end {load_average()}"])
 
 
 if __name__ == "__main__":

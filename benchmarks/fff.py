@@ -25,14 +25,11 @@ injective-flow (FIF) sections, the sine-manifold toy and the waveform summaries,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import io
 import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -42,6 +39,7 @@ from sbi.utils.metrics import c2st
 
 import sbiplug
 from benchmarks.cmpe import DEFAULT_WHEEL, sbibm_reference
+from benchmarks.machine import load_average, train_quietly
 from sbiplug.toolkit import NullTracker
 from sbiplug_fff import FreeFormNPE, build_fff, build_mfff
 from sbiplug_fff.manifolds import SO3, Torus
@@ -89,11 +87,7 @@ def quiet_train(trainer, theta, x, config: dict, **options) -> tuple[object, flo
     """``append_simulations(theta, x).train(**options)``; the posterior and the wall time."""
     if config["epochs"] is not None:
         options = {**options, "max_num_epochs": config["epochs"]}
-    start = time.perf_counter()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        trainer.append_simulations(theta, x).train(**options)
-    return trainer.build_posterior(), time.perf_counter() - start
+    return train_quietly(trainer, theta, x, **options)
 
 
 def timed_draws(posterior, x_o: torch.Tensor, num: int) -> tuple[torch.Tensor, float]:
@@ -276,10 +270,6 @@ def goals(rows: list[tuple]) -> list[str]:
             f"{fff[1]:.0f} s vs {nsf[1]:.0f} s"
         )
     return lines
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:

@@ -27,14 +27,11 @@ choice and is stated). Sections:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import io
 import math
 import os
 import sys
 import time
-import warnings
 
 import torch
 import zuko
@@ -42,6 +39,7 @@ from sbi.utils.metrics import c2st
 from torch import nn
 
 import sbiplug
+from benchmarks.machine import load_average, train_quietly
 from sbiplug.sbi_internals import trained_network
 from sbiplug.toolkit import NullTracker
 from sbiplug_fff import fit_flow, fit_injective_flow
@@ -75,10 +73,6 @@ def settings(arguments: argparse.Namespace) -> dict:
         steps=2000,
         ood=500,
     )
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 # -- sine toy ---------------------------------------------------------------------------------
@@ -227,14 +221,6 @@ class PCASummary(nn.Module):
         return (x - self.mean) @ self.components
 
 
-def quiet_train(trainer, theta, x) -> tuple[object, float]:
-    start = time.perf_counter()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        trainer.append_simulations(theta, x).train()
-    return trainer.build_posterior(), time.perf_counter() - start
-
-
 def beyond_prior(simulator: Waveform, n: int) -> torch.Tensor:
     """x for amplitude parameters in [2, 3] (a = 1.8 to 2.2), the others from the prior."""
     generator = torch.Generator().manual_seed(8)
@@ -292,7 +278,7 @@ def run_waveform(config: dict, chosen: list[str]) -> tuple[list[tuple], list[tup
         name, make = LABELS[key], methods[key]
         torch.manual_seed(0)
         trainer = make()
-        posterior, seconds = quiet_train(trainer, theta, x)
+        posterior, seconds = train_quietly(trainer, theta, x)
         scores = []
         for i, reference in enumerate(references):
             torch.manual_seed(20 + i)

@@ -48,6 +48,7 @@ from sbi.diagnostics.misspecification import (
 )
 
 import sbiplug
+from benchmarks.machine import load_average
 from sbiplug_misspec import NPEMMD, GaussianMeans, Misspecified
 from sbiplug_misspec.hypothesis_test import SimulatedNull, summarise
 from sbiplug_misspec.null import resolve_data_features
@@ -382,9 +383,7 @@ def main() -> None:
     label = " (QUICK smoke run)" if args.quick else ""
     print(f"# misspecification benchmark{label}")
     print(f"# date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
-    with open("/proc/loadavg") as handle:
-        load = handle.read().split()[:3]
-    print(f"# machine: 2 cores shared with other jobs, no GPU; loadavg at start {' '.join(load)}")
+    print(f"# machine: 2 cores shared with other jobs, no GPU; loadavg at start {load_average()}")
     print(
         "# command: OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python -m "
         f"benchmarks.misspecification --models {args.models} --reps {args.reps} "

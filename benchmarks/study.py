@@ -33,6 +33,7 @@ import torch
 from torch.distributions import Distribution
 
 import sbiplug
+from benchmarks.machine import load_average
 from sbiplug.registry import make_simulator
 from sbiplug.simulation import SimulationOptions, simulate_training_set
 from sbiplug.simulator import Simulator
@@ -242,7 +243,7 @@ def main() -> None:
 
     print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
     print(f"machine: {os.cpu_count()} cores, no GPU ({os.uname().machine})")
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average at start: {load_average()}")
     import sbi
 
     mode = "quick" if args.quick else "full"
@@ -302,7 +303,7 @@ def main() -> None:
     for label, seconds in (("total, fresh run", fresh), ("total, resumed run", resume)):
         print(f"{label:<44}{seconds:>9.4f}s{seconds / study:>9.3%}{'< 1%':>9}")
     print(f"   study wall time (training capped at {ledger['epochs']} epochs): {study:.2f}s")
-    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ and three conformance checks that any plugin's contributions should pass, each i
   sampling, seeds, ``log_prob``, sbi's ``run_sbc`` and save/load.
 - :func:`check_diagnostic` — result type, finite scalars, netCDF round trip, plotting.
 
+:class:`sbiplug.testing.pretraining.PretrainRecorder` is a summary net that records what an
+estimator handed to its ``pretrain(x)``.
+
 A failed check raises ``AssertionError`` naming the contribution and what went wrong; a passed
 one returns what it measured. Importing this module is cheap (no torch): pytest loads it in
 every session of a project that has sbiplug installed.

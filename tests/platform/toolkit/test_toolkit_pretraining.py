@@ -6,27 +6,13 @@ import torch
 from torch import nn
 
 import sbiplug
+from sbiplug.testing.pretraining import PretrainRecorder
 from sbiplug.toolkit import Standardize, pretrain_embedding_net, skip_pretraining
-
-
-class Recording(nn.Module):
-    """An embedding net that records what ``pretrain`` saw."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.linear = nn.Linear(dim, 2)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def pretrain(self, x):
-        self.seen.append(x.clone())
 
 
 def test_pretrain_sees_x_through_the_layers_in_front():
     x = 3.0 + 2.0 * torch.randn(500, 4)
-    net = Recording(4)
+    net = PretrainRecorder(4)
     chain = nn.Sequential(Standardize.from_data(x), net)
     assert pretrain_embedding_net(chain, x)
     (seen,) = net.seen
@@ -43,7 +29,7 @@ def test_npe_pretrains_its_embedding_net_on_the_training_x():
     simulator = sbiplug.make_simulator("gaussian_linear")
     theta = simulator.sample_prior(200, seed=0)
     x = simulator.simulate(theta, seed=1)
-    net = Recording(x.shape[1])
+    net = PretrainRecorder(x.shape[1])
     trainer = sbiplug.make_estimator(
         "npe", simulator.prior, embedding_net=net, hidden_features=8, num_transforms=1
     )

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from sbiplug.testing.pretraining import PretrainRecorder
 from sbiplug_misspec.estimator import NPEMMD
 
 
-class Recording(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3, 2)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def pretrain(self, x):
-        self.seen.append(x.clone())
-
-
 def test_npe_mmd_pretrains_the_embedding_net_before_training():
-    net = Recording()
+    net = PretrainRecorder(3)
     theta, x = torch.randn(100, 2), 5.0 + 3.0 * torch.randn(100, 3)
     NPEMMD(embedding_net=net)._build_density_estimator(theta, x)
     (seen,) = net.seen

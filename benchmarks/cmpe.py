@@ -28,6 +28,7 @@ import bz2
 import contextlib
 import io
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -109,15 +110,12 @@ def train_cmpe(prior, theta, x, device):
 
 
 def train_cmpe_tuned(prior, theta, x, device):
-    """Extra rows: CMPE with a 3x longer schedule than its default (marked tuned)."""
+    """Extra rows (marked tuned): batch 128 at every budget, the same rows, so 4x the steps."""
     from sbiplug_cmpe import CMPE
-    from sbiplug_cmpe.training import default_num_steps
 
     trainer = CMPE(prior, device=device, show_progress_bars=False)
-    trainer.append_simulations(theta, x).train(
-        num_steps=3 * default_num_steps(int(0.98 * len(theta)))
-    )
-    return {"CMPE (10 steps), tuned: 3x steps": trainer.build_posterior()}
+    trainer.append_simulations(theta, x).train(training_batch_size=128)
+    return {"CMPE (10 steps), tuned: batch 128": trainer.build_posterior()}
 
 
 def train_npe(prior, theta, x, device):
@@ -197,22 +195,22 @@ def run_setting(task: str, num_simulations: int, arguments) -> list[dict]:
 
 BAYESFLOW_VENV = Path.home() / ".cache" / "sbiplug" / "bayesflow-py312"
 
-# Runs inside the Python 3.12 environment: BayesFlow 2.x ConsistencyModel with keras 3 on
-# torch, at the settings of BayesFlow's two moons consistency-model example (T = 10, s0/s1 =
-# 10/50, sigma2 = 1 on standardised theta, its default 5x256 residual mish MLP, batch 64).
+# Runs inside the Python 3.12 environment: BayesFlow 2.x's ConsistencyModel with keras 3 on
+# torch, at BayesFlow's own defaults (max_time, s0/s1, sigma2, its time_mlp subnet, the
+# BasicWorkflow's standardisation, its default number of sampling steps); only total_steps,
+# which BayesFlow cannot infer, is set to the training length: BAYESFLOW_EPOCHS passes of
+# BAYESFLOW_BATCH rows.
 BAYESFLOW_WORKER = """
 import os, sys, time
 os.environ["KERAS_BACKEND"] = "torch"
-import numpy as np, bayesflow as bf
+import numpy as np, torch, bayesflow as bf
+torch.set_num_threads(1)
 data = np.load(sys.argv[1])
 theta, x, x_obs, draws = data["theta"], data["x"], data["x_obs"], int(data["draws"])
-epochs, batch = int(data["epochs"]), 64
-network = bf.networks.ConsistencyModel(
-    total_steps=epochs * (len(theta) // batch), max_time=10, s0=10, s1=50, sigma2=1.0
-)
+epochs, batch = int(data["epochs"]), int(data["batch"])
+network = bf.networks.ConsistencyModel(total_steps=epochs * (len(theta) // batch))
 workflow = bf.BasicWorkflow(
-    inference_network=network, inference_variables=["theta"], inference_conditions=["x"],
-    standardize="all",
+    inference_network=network, inference_variables=["theta"], inference_conditions=["x"]
 )
 start = time.perf_counter()
 workflow.fit_offline({"theta": theta, "x": x}, epochs=epochs, batch_size=batch, verbose=0)
@@ -225,6 +223,7 @@ for x_o in x_obs:
     samples.append(np.asarray(out).reshape(draws, -1))
 np.savez(sys.argv[2], samples=np.stack(samples), train=train_seconds, draws=np.median(seconds))
 """
+BAYESFLOW_EPOCHS, BAYESFLOW_BATCH = 100, 64
 
 
 def run_bayesflow(theta, x, observations, arguments) -> list[tuple]:
@@ -234,29 +233,34 @@ def run_bayesflow(theta, x, observations, arguments) -> list[tuple]:
 
     python = BAYESFLOW_VENV / "bin" / "python"
     if not python.exists():
-        subprocess.run(["python3.12", "-m", "venv", str(BAYESFLOW_VENV)], check=True)
+        interpreter = shutil.which("python3.12") or _pyenv_python("3.12")
+        subprocess.run([interpreter, "-m", "venv", str(BAYESFLOW_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "bayesflow>=2,<3", "torch"], check=True
+            [str(python), "-m", "pip", "install", "-q", "bayesflow>=2,<3", "torch==2.13.0"],
+            check=True,
         )
     with tempfile.TemporaryDirectory() as folder:
         inputs, outputs = Path(folder) / "in.npz", Path(folder) / "out.npz"
-        steps_per_epoch = max(len(theta) // 64, 1)
         np.savez(
             inputs,
             theta=theta.numpy(),
             x=x.numpy(),
             x_obs=np.stack([x_o[0].numpy() for x_o, _ in observations]),
             draws=arguments.draws,
-            epochs=max(round(default_num_steps_for(len(theta)) / steps_per_epoch), 1),
+            epochs=BAYESFLOW_EPOCHS,
+            batch=BAYESFLOW_BATCH,
         )
         worker = Path(folder) / "worker.py"
         worker.write_text(BAYESFLOW_WORKER)
-        subprocess.run([str(python), str(worker), str(inputs), str(outputs)], check=True)
+        environment = dict(os.environ, OMP_NUM_THREADS="1")
+        subprocess.run(
+            [str(python), str(worker), str(inputs), str(outputs)], check=True, env=environment
+        )
         result = np.load(outputs)
         samples = [torch.as_tensor(s, dtype=torch.float32) for s in result["samples"]]
     return [
         (
-            "BayesFlow ConsistencyModel (10 steps)",
+            "BayesFlow ConsistencyModel",
             samples,
             float(result["train"]),
             float(result["draws"]),
@@ -264,11 +268,13 @@ def run_bayesflow(theta, x, observations, arguments) -> list[tuple]:
     ]
 
 
-def default_num_steps_for(num_simulations: int) -> int:
-    """The optimiser steps CMPE takes at its defaults, given to BayesFlow too (same budget)."""
-    from sbiplug_cmpe.training import default_num_steps
-
-    return default_num_steps(int(0.98 * num_simulations))
+def _pyenv_python(version: str) -> str:
+    """The newest pyenv interpreter of ``version`` (e.g. ``"3.12"``)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(root.glob(f"{version}.*/bin/python{version}"))
+    if not candidates:
+        raise SystemExit(f"--bayesflow needs Python {version} (BayesFlow 2.x); none found")
+    return str(candidates[-1])
 
 
 def evaluate(task, sims, label, posterior, observations, train_seconds, c2st, arguments) -> dict:
@@ -294,6 +300,7 @@ def _row(task, sims, label, scores, train_seconds, draw_seconds) -> dict:
         "method": label,
         "c2st": statistics.fmean(scores),
         "c2st_sd": spread,
+        "c2st_per_observation": scores,
         "train_s": train_seconds,
         "draws_s": draw_seconds,
     }
@@ -341,6 +348,15 @@ def goals(rows: list[dict]) -> list[str]:
                 f"{where} training CMPE {cmpe['train_s']:.0f} s <= 2 x NPE {npe['train_s']:.0f} s"
             )
             lines.append(_goal(text, cmpe["train_s"] <= 2 * npe["train_s"]))
+        peer = table.get((task, sims, "BayesFlow ConsistencyModel"))
+        if peer is not None:
+            text = f"{where} C2ST CMPE(10) {cmpe['c2st']:.3f} <= BayesFlow {peer['c2st']:.3f}"
+            lines.append(_goal(text, cmpe["c2st"] <= peer["c2st"]))
+            text = (
+                f"{where} 10k draws CMPE(10) {cmpe['draws_s']:.3f} s <= BayesFlow "
+                f"{peer['draws_s']:.3f} s"
+            )
+            lines.append(_goal(text, cmpe["draws_s"] <= peer["draws_s"]))
         if fmpe is not None:
             ratio = fmpe["draws_s"] / cmpe["draws_s"]
             lines.append(
@@ -381,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     print("goals:")
     for line in goals(rows):
         print("  " + line)
+    print("C2ST per observation:")
+    for row in rows:
+        scores = " ".join(f"{score:.3f}" for score in row["c2st_per_observation"])
+        print(f"  {row['task']} {row['sims']} {row['method']}: {scores}")
 
 
 if __name__ == "__main__":

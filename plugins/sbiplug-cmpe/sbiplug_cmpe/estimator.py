@@ -212,7 +212,7 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         condition embedding (once per observation), the skip and output scalings of every
         level, the network's condition-and-time terms of every level and observation
         ``(steps, 1, B, W)``, and all noise in one tensor. Each step is then one pass of the
-        draws ``(S, B, D)`` through the network.
+        draws ``(S, B, D)`` through the network's fused, in-place sampling path.
 
         Arguments:
             sample_shape: Shape of the draws per observation.
@@ -235,16 +235,16 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         shifted = levels - self.eps
         c_skip = sigma2 / (shifted.square() + sigma2)  # (steps, 1, 1, D)
         c_out = self.sigma_data * shifted / torch.sqrt(sigma2 + levels.square())
-        terms = self.net.context_terms(levels / self.max_time, context)  # each (steps, 1, B, W)
+        terms = self.net.sampling_terms(levels / self.max_time, context)  # each (steps, 1, B, W)
         renoise = (levels.square() - self.eps**2).clamp_min(0.0).sqrt()
         renoise[0] = self.max_time  # the initial noise has std T, not sigma_d
         noise = torch.randn((steps, num_draws, batch, self.dim), generator=generator, device=device)
         noise.mul_(renoise)
         theta = noise[0]
         for n in range(steps):
-            theta_t = theta if n == 0 else theta + noise[n]
-            update = self.net.forward_terms(theta_t, [term[n] for term in terms])
-            theta = torch.addcmul(c_out[n] * update, c_skip[n], theta_t)
+            theta_t = theta if n == 0 else theta.add_(noise[n])
+            update = self.net.sampling_update(theta_t, [term[n] for term in terms])
+            theta = update.mul_(c_out[n]).addcmul_(c_skip[n], theta_t)
         theta = self.theta_standardize.inverse(theta)
         return theta.reshape(*sample_shape, batch, *self.input_shape)
 

@@ -181,11 +181,11 @@ _MAX_SCHEDULED_EPOCHS = 100_000
 
 
 def default_num_steps(num_training: int) -> int:
-    """The optimiser steps of a default ``train()``: 70 sqrt(N), within [1500, 50000].
+    """The optimiser steps of a default ``train()``: 140 sqrt(N), within [1500, 50000].
 
-    Grows sublinearly with the number N of training simulations (6,600 steps at 9,000).
+    Grows sublinearly with the number N of training simulations (13,300 steps at 9,000).
     """
-    return int(min(max(70 * math.sqrt(num_training), 1500), 50_000))
+    return int(min(max(140 * math.sqrt(num_training), 1500), 50_000))
 
 
 class FreeFormNPE(TrainingHooks, NPE):

@@ -262,11 +262,19 @@ def test_early_stopping_never_returns_a_network_from_before_the_end(gaussian_tas
 
 
 def test_training_length_defaults_to_the_documented_formula(gaussian_task):
-    from sbiplug_cmpe.training import default_num_steps
+    from sbiplug_cmpe.training import (
+        default_batch_size,
+        default_learning_rate,
+        default_num_steps,
+    )
 
     assert default_num_steps(1) == 1000 and default_num_steps(100) == 2000
     assert default_num_steps(1000) == 20_000 == default_num_steps(1001) - 10
-    assert default_num_steps(10_000) == round(2000 * 1000**0.5)
+    # Above 1k the rows processed grow as sqrt(n) and the batch grows to 512 (steps shrink).
+    assert default_batch_size(1000) == 128 and default_batch_size(10_000) == 512
+    assert default_num_steps(10_000) == round(128 * 2000 * 1000**0.5 / 512)
+    assert default_num_steps(10_000, batch_size=128) == round(2000 * 1000**0.5)
+    assert default_learning_rate(512) == pytest.approx(2e-3)
     simulator, theta, x = gaussian_task
     trainer = CMPE(simulator.prior, hidden_features=8, num_blocks=1)
     trainer.append_simulations(theta[:100], x[:100])

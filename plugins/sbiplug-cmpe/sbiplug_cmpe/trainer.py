@@ -283,7 +283,7 @@ class CMPE(SingleRoundPosteriorTrainer):
                 15,650 of 512 at 10k).
             training_batch_size: Batch size. Default
                 :func:`~sbiplug_cmpe.training.default_batch_size` of the number of training
-                simulations (128 up to about 2.8k, 512 from about 7.2k).
+                simulations (128 below about 3.6k, 512 from about 7.2k).
             learning_rate: Initial Adam learning rate, decayed by a cosine over K. Default
                 :func:`~sbiplug_cmpe.training.default_learning_rate` of the batch size.
             validation_fraction: Fraction of simulations held out to report a validation

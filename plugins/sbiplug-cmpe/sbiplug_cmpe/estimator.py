@@ -235,7 +235,14 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         shifted = levels - self.eps
         c_skip = sigma2 / (shifted.square() + sigma2)  # (steps, 1, 1, D)
         c_out = self.sigma_data * shifted / torch.sqrt(sigma2 + levels.square())
-        terms = self.net.sampling_terms(levels / self.max_time, context)  # each (steps, 1, B, W)
+        # Evaluation mode takes the fused pass; training mode keeps dropout, so its own path.
+        fused, time = not self.net.training, levels / self.max_time
+        terms = (
+            self.net.sampling_terms(time, context)
+            if fused
+            else self.net.context_terms(time, context)
+        )
+        network_update = self.net.sampling_update if fused else self.net.forward_terms
         renoise = (levels.square() - self.eps**2).clamp_min(0.0).sqrt()
         renoise[0] = self.max_time  # the initial noise has std T, not sigma_d
         noise = torch.randn((steps, num_draws, batch, self.dim), generator=generator, device=device)
@@ -243,7 +250,7 @@ class ConsistencyEstimator(ConditionalDensityEstimator):
         theta = noise[0]
         for n in range(steps):
             theta_t = theta if n == 0 else theta.add_(noise[n])
-            update = self.net.sampling_update(theta_t, [term[n] for term in terms])
+            update = network_update(theta_t, [term[n] for term in terms])
             theta = update.mul_(c_out[n]).addcmul_(c_skip[n], theta_t)
         theta = self.theta_standardize.inverse(theta)
         return theta.reshape(*sample_shape, batch, *self.input_shape)

@@ -148,11 +148,13 @@ class ConsistencyNetwork(nn.Module):
 
     @torch.no_grad()
     def sampling_update(self, theta_t: Tensor, terms: list[Tensor]) -> Tensor:
-        """F for sampling: :meth:`forward_terms` in evaluation mode with fused, in-place ops.
+        """F for sampling: :meth:`forward_terms` without dropout, with fused, in-place ops.
 
         Each layer is one matrix product on the draws flattened to rows plus one in-place
         addition of its precomputed term, with activations in place; this halves the memory
-        passes of sampling, which dominate its cost for a small network.
+        passes of sampling, which dominate its cost for a small network. Dropout is never
+        applied (evaluation mode); the terms carry their biases, so they are not
+        :meth:`forward_terms`'s.
 
         Arguments:
             theta_t: Noised draws, shape ``(S, B, D)``.
@@ -161,8 +163,6 @@ class ConsistencyNetwork(nn.Module):
         Returns:
             F, shape ``(S, B, D)``.
         """
-        if self.training:
-            return self.forward_terms(theta_t, terms)
         shape = theta_t.shape
         rows = theta_t.reshape(-1, shape[-1])
         width = self.input.out_features

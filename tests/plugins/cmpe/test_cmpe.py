@@ -415,3 +415,21 @@ def test_study_runs_cmpe_and_restores_it_from_saved_results(tmp_path):
     expected = result.estimator.build_posterior().sample((30,), x=x)
     torch.manual_seed(9)
     assert torch.equal(loaded.estimator.build_posterior().sample((30,), x=x), expected)
+
+
+def test_sampling_in_training_mode_takes_the_unfused_path_to_the_same_draws(trained):
+    """The fused pass folds biases into its terms; a network left in training mode (where
+    dropout lives) must not mix those terms with the plain layers."""
+    from copy import deepcopy
+
+    _, _, posterior = trained
+    net = deepcopy(posterior.posterior_estimator)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    x = torch.tensor([[0.2, -0.1], [0.5, 0.4]])
+    net.eval()
+    fused = net.sample((50,), x, generator=torch.Generator().manual_seed(5))
+    net.train()
+    plain = net.sample((50,), x, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(fused, plain, atol=1e-5)

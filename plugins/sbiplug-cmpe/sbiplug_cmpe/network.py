@@ -94,7 +94,7 @@ class ConsistencyNetwork(nn.Module):
         condition_features: int,
         hidden_features: int = 64,
         num_blocks: int = 2,
-        dropout: float = 0.05,
+        dropout: float = 0.0,
         time_features: int = 32,
         log_time_range: float = 1.0,
     ) -> None:

@@ -1,8 +1,11 @@
 """Set-valued simulators with a random number of trials per data set and exact posteriors.
 
-Each data set is a set of ``k`` trials, ``k`` drawn uniformly from ``[min_trials, max_trials]``,
-stored NaN-padded to ``(max_trials, d)`` (:mod:`sbiplug_context.padding`). Both models have a
-closed-form Gaussian posterior, so C2ST against the truth can be measured at every trial count.
+Each data set is a set of ``k`` trials, ``k`` drawn from ``[min_trials, max_trials]``
+log-uniformly by default (``trial_law="log_uniform"``: as many data sets with 5-10 trials as with
+100-200, since a posterior's width changes with k by a factor, not a difference) or uniformly
+(``"uniform"``), stored NaN-padded to ``(max_trials, d)`` (:mod:`sbiplug_context.padding`).
+Both models have a closed-form Gaussian posterior, so C2ST against the truth can be measured
+at every trial count.
 
 - ``gaussian_sets``: μ ~ N(0, s0² I_d), trials x_k ~ N(μ, σ² I_d) (the Gaussian-means model).
 - ``mixed_effects``: a random-intercept linear model. β = (β0, β1) ~ N(0, I); per data set a
@@ -34,6 +37,7 @@ from sbiplug_context.padding import check_sets, pad_sets, set_mask
 __all__ = ["GaussianSets", "MixedEffects", "SetSimulator"]
 
 _TINY = np.finfo(np.float64).tiny
+TRIAL_LAWS = ("log_uniform", "uniform")
 
 
 class SetSimulator(Simulator):
@@ -45,8 +49,14 @@ class SetSimulator(Simulator):
     #: ``(low, high)`` to draw trial counts from instead of the full range (same width).
     draw_trials: tuple[int, int] | None = None
 
-    def __init__(self, min_trials: int, max_trials: int) -> None:
+    def __init__(self, min_trials: int, max_trials: int, trial_law: str = "log_uniform") -> None:
         owner = f"simulator {self.name!r}"
+        if trial_law not in TRIAL_LAWS:
+            raise ValueError(
+                f"{owner}: trial_law must be one of {', '.join(map(repr, TRIAL_LAWS))}, "
+                f"got {trial_law!r}"
+            )
+        self.trial_law = trial_law
         self.min_trials = check_positive_int("min_trials", min_trials, owner=owner)
         self.max_trials = check_positive_int("max_trials", max_trials, owner=owner)
         if min_trials > max_trials:
@@ -60,11 +70,20 @@ class SetSimulator(Simulator):
         # one uniform block per call, one row per data set, so batches equal their rows in turn
         uniform = rng.random((n, 1 + self.noise_width + width)).clip(_TINY, 1 - 1e-16)
         low, high = self.draw_trials or (self.min_trials, self.max_trials)
-        sizes = low + np.floor(uniform[:, 0] * (high - low + 1)).astype(int)
+        sizes = self._trial_counts(uniform[:, 0], low, high)
         noise = ndtri(uniform[:, 1:])
         x = self._simulate_sets(theta.double().numpy(), noise)
         x[np.arange(self.max_trials)[None, :] >= sizes[:, None]] = np.nan
         return torch.as_tensor(x, dtype=torch.float32)
+
+    def _trial_counts(self, uniform: np.ndarray, low: int, high: int) -> np.ndarray:
+        """Trial counts ``(n,)`` in ``[low, high]`` from uniforms ``(n,)`` in (0, 1)."""
+        if self.trial_law == "uniform":
+            counts = low + np.floor(uniform * (high - low + 1))
+        else:
+            # k = floor(exp(U)), U uniform on [log low, log(high + 1)): P(k) ∝ log((k + 1) / k)
+            counts = np.floor(np.exp(np.log(low) + uniform * np.log((high + 1) / low)))
+        return np.clip(counts, low, high).astype(int)
 
     noise_width = 0  # extra standard normals per data set before the per-trial ones
 
@@ -134,6 +153,7 @@ class GaussianSets(SetSimulator):
         dim: Dimension of μ and of each trial.
         prior_scale: Prior standard deviation of μ.
         noise_scale: Standard deviation of a trial around μ.
+        trial_law: How trial counts are drawn: ``"log_uniform"`` or ``"uniform"``.
     """
 
     name = "gaussian_sets"
@@ -145,12 +165,13 @@ class GaussianSets(SetSimulator):
         dim: int = 2,
         prior_scale: float = 1.0,
         noise_scale: float = 1.0,
+        trial_law: str = "log_uniform",
     ) -> None:
         self.element_dim = check_positive_int("dim", dim, owner=f"simulator {self.name!r}")
         self.parameter_names = tuple(f"mu_{i + 1}" for i in range(dim))
         self.prior_scale = check_positive("prior_scale", prior_scale)
         self.noise_scale = check_positive("noise_scale", noise_scale)
-        super().__init__(min_trials, max_trials)
+        super().__init__(min_trials, max_trials, trial_law)
         self._prior = MultivariateNormal(torch.zeros(dim), prior_scale**2 * torch.eye(dim))
 
     @property
@@ -171,7 +192,7 @@ class GaussianSets(SetSimulator):
         return (
             f"GaussianSets(min_trials={self.min_trials}, max_trials={self.max_trials}, "
             f"dim={self.element_dim}, prior_scale={self.prior_scale}, "
-            f"noise_scale={self.noise_scale})"
+            f"noise_scale={self.noise_scale}, trial_law={self.trial_law!r})"
         )
 
 
@@ -182,6 +203,7 @@ class MixedEffects(SetSimulator):
         min_trials, max_trials: The range of the number of trials per data set.
         subject_scale: τ, the standard deviation of the per-data-set intercept u.
         noise_scale: σ, the standard deviation of ε_k.
+        trial_law: How trial counts are drawn: ``"log_uniform"`` or ``"uniform"``.
     """
 
     name = "mixed_effects"
@@ -195,10 +217,11 @@ class MixedEffects(SetSimulator):
         max_trials: int = 200,
         subject_scale: float = 0.5,
         noise_scale: float = 1.0,
+        trial_law: str = "log_uniform",
     ) -> None:
         self.subject_scale = check_positive("subject_scale", subject_scale)
         self.noise_scale = check_positive("noise_scale", noise_scale)
-        super().__init__(min_trials, max_trials)
+        super().__init__(min_trials, max_trials, trial_law)
         self._prior = MultivariateNormal(torch.zeros(2), torch.eye(2))
 
     @property
@@ -227,5 +250,6 @@ class MixedEffects(SetSimulator):
     def __repr__(self) -> str:
         return (
             f"MixedEffects(min_trials={self.min_trials}, max_trials={self.max_trials}, "
-            f"subject_scale={self.subject_scale}, noise_scale={self.noise_scale})"
+            f"subject_scale={self.subject_scale}, noise_scale={self.noise_scale}, "
+            f"trial_law={self.trial_law!r})"
         )

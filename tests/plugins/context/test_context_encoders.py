@@ -45,6 +45,20 @@ def test_set_size_is_a_feature(name):
 
 
 @pytest.mark.parametrize("name", ENCODERS)
+def test_linear_path_carries_the_set_mean_and_size(name):
+    encoder = _encoder(name)
+    with torch.no_grad():  # silence rho: the summary is the linear path alone
+        encoder.rho[-1].weight.zero_()
+        encoder.rho[-1].bias.zero_()
+    torch.manual_seed(2)
+    sets = [torch.randn(3, 3), torch.randn(9, 3) + 2.0]
+    means = torch.stack([s.mean(0) for s in sets])
+    log_sizes = torch.log(torch.tensor([[3.0], [9.0]])) / torch.log(torch.tensor(13.0))
+    expected = encoder.linear_path(torch.cat([means, log_sizes], dim=-1))
+    assert torch.allclose(encoder(pad_sets(sets, 12)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
 def test_clear_errors(name):
     encoder = _encoder(name)
     with pytest.raises(SetShapeError, match=r"expected padded sets of shape \(batch, 12, 3\)"):

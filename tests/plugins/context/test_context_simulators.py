@@ -31,6 +31,28 @@ def test_sizes_batching_and_exact_posterior(name):
     assert (errors.std(0) - 1).abs().max() < 4.5 / (2 * 600) ** 0.5
 
 
+@pytest.mark.parametrize("law", ["log_uniform", "uniform"])
+def test_trial_count_law(law):
+    low, high, n = 4, 40, 20_000
+    simulator = sbiplug.make_simulator(
+        "gaussian_sets", min_trials=low, max_trials=high, trial_law=law
+    )
+    x = simulator.simulate(simulator.sample_prior(n, seed=0), seed=1)
+    counts = torch.bincount(set_sizes(x))
+    k = torch.arange(low, high + 1, dtype=torch.float64)
+    if law == "uniform":
+        expected = torch.full_like(k, 1.0 / len(k))
+    else:  # P(k) = log((k + 1) / k) / log((high + 1) / low)
+        expected = torch.log((k + 1) / k) / torch.log(torch.tensor((high + 1) / low))
+    observed = counts[low:].double()
+    assert len(observed) == len(k) and int(counts[:low].sum()) == 0
+    chi2 = float(((observed - n * expected) ** 2 / (n * expected)).sum())
+    # 36 degrees of freedom: 80 is beyond the 0.9999 quantile (76.4)
+    assert chi2 < 80
+    with pytest.raises(ValueError, match="trial_law must be one of 'log_uniform', 'uniform'"):
+        sbiplug.make_simulator("gaussian_sets", trial_law="poisson")
+
+
 def test_format_observations_and_errors():
     simulator = sbiplug.make_simulator("gaussian_sets", min_trials=5, max_trials=10)
     padded = simulator.format_observations([torch.randn(5, 2), torch.randn(10, 2).tolist()])

@@ -34,7 +34,7 @@ from sbiplug.toolkit import (
 )
 from sbiplug_context.padding import check_sets, pad_sets, set_mask
 
-__all__ = ["GaussianSets", "MixedEffects", "SetSimulator"]
+__all__ = ["TRIAL_LAWS", "GaussianSets", "MixedEffects", "SetSimulator"]
 
 _TINY = np.finfo(np.float64).tiny
 TRIAL_LAWS = ("log_uniform", "uniform")

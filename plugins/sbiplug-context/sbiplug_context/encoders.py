@@ -3,9 +3,8 @@
 DeepSets (Zaheer et al., 2017): φ(S) = ρ([pool_k ψ(x_k), log n]) with mean or sum pooling and
 the set size n as a feature. Set Transformer (Lee et al., 2019): induced set attention blocks
 (ISAB) then pooling by multi-head attention (PMA), with the set size appended before ρ. Both
-add a linear path L([mean_k x_k, log n]) to the summary, so the set mean and size reach the
-estimator at full precision: a posterior that narrows as 1/√n needs the mean to a precision
-that a small ρ loses at large n. Both mask padded trials (:mod:`sbiplug_context.padding`), so
+add a linear path L([mean_k x_k, log n]) to the summary, which carries the set mean and size
+to the estimator at full precision. Both mask padded trials (:mod:`sbiplug_context.padding`), so
 a set and the same set padded give the same summary, and both standardise their input
 themselves (location and scale of the present elements of the first training batch, stored as
 buffers): the estimator's own z-scoring must be off for padded data. Used as context encoders
@@ -95,16 +94,15 @@ class SetEncoder(nn.Module):
         """log n scaled to about [0, 1] over the trained range: ``(B, 1)``."""
         return (torch.log(sizes.to(torch.float32)) / math.log(self.max_trials + 1)).unsqueeze(-1)
 
-    def linear_summary(self, z: Tensor, sizes: Tensor, size_feature: Tensor) -> Tensor:
+    def linear_summary(self, z: Tensor, sizes: Tensor) -> Tensor:
         """L([mean of the standardised elements, log n]): ``(B, output_dim)``.
 
         Arguments:
             z: Standardised, zero-filled sets, shape ``(B, n, d)``.
             sizes: Set sizes, shape ``(B,)``.
-            size_feature: :meth:`size_feature` of ``sizes``, shape ``(B, 1)``.
         """
         mean = z.sum(dim=1) / sizes.unsqueeze(-1).to(z.dtype)
-        return self.linear_path(torch.cat([mean, size_feature], dim=-1))
+        return self.linear_path(torch.cat([mean, self.size_feature(sizes)], dim=-1))
 
 
 class DeepSetEncoder(SetEncoder):
@@ -147,8 +145,8 @@ class DeepSetEncoder(SetEncoder):
             pooled = pooled / sizes.unsqueeze(-1).to(z.dtype)
         else:
             pooled = pooled / self.max_trials
-        size = self.size_feature(sizes)
-        return self.rho(torch.cat([pooled, size], dim=-1)) + self.linear_summary(z, sizes, size)
+        summary = self.rho(torch.cat([pooled, self.size_feature(sizes)], dim=-1))
+        return summary + self.linear_summary(z, sizes)
 
 
 class _MAB(nn.Module):
@@ -226,8 +224,8 @@ class SetTransformerEncoder(SetEncoder):
         for block in self.blocks:
             h = block(h, mask)
         pooled = self.pma(self.seeds.expand(len(h), -1, -1), h, mask).flatten(1)
-        size = self.size_feature(sizes)
-        return self.rho(torch.cat([pooled, size], dim=-1)) + self.linear_summary(z, sizes, size)
+        summary = self.rho(torch.cat([pooled, self.size_feature(sizes)], dim=-1))
+        return summary + self.linear_summary(z, sizes)
 
 
 def find_set_encoder(module: object) -> SetEncoder | None:

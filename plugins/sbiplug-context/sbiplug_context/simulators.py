@@ -1,11 +1,10 @@
 """Set-valued simulators with a random number of trials per data set and exact posteriors.
 
 Each data set is a set of ``k`` trials, ``k`` drawn from ``[min_trials, max_trials]``
-log-uniformly by default (``trial_law="log_uniform"``: as many data sets with 5-10 trials as with
-100-200, since a posterior's width changes with k by a factor, not a difference) or uniformly
-(``"uniform"``), stored NaN-padded to ``(max_trials, d)`` (:mod:`sbiplug_context.padding`).
-Both models have a closed-form Gaussian posterior, so C2ST against the truth can be measured
-at every trial count.
+log-uniformly by default (``trial_law="log_uniform"``: as many data sets with 5-10 trials as
+with 100-200) or uniformly (``"uniform"``), stored NaN-padded to ``(max_trials, d)``
+(:mod:`sbiplug_context.padding`). Both models have a closed-form Gaussian posterior, so C2ST
+against the truth can be measured at every trial count.
 
 - ``gaussian_sets``: μ ~ N(0, s0² I_d), trials x_k ~ N(μ, σ² I_d) (the Gaussian-means model).
 - ``mixed_effects``: a random-intercept linear model. β = (β0, β1) ~ N(0, I); per data set a

@@ -50,7 +50,7 @@ def test_fff_at_defaults_reaches_the_c2st_bound_on_a_narrow_posterior() -> None:
         assert score < 0.6, f"observation {index}: C2ST {score:.3f}"
         quartiles = torch.quantile(draws, torch.tensor([0.25, 0.75]), dim=0)
         spread = (quartiles[1] - quartiles[0]) / 1.349 / NOISE
-        assert ((spread - 1).abs() < 0.4).all(), f"posterior sd / exact: {spread.tolist()}"
+        assert ((spread - 1).abs() < 0.4).all(), f"IQR spread / exact: {spread.tolist()}"
         errors = network.reconstruction_error(draws, x_o.expand(len(draws), -1))
         width = NOISE / float(network.theta_scale.mean())  # in flow units
         assert float(errors.mean()) < width / 2

@@ -7,10 +7,11 @@
    peak-height ratio q(m1)/q(m2) (truth 0.5: the wider mode is lower) and the
    ``volume_preservation`` diagnostic's verdict. Goal: VP error large, non-VP within 10 %.
 2. ``ring``: 20 Gaussians (std 0.1) on the unit circle. ``fit_iterative_coupling`` at its
-   defaults on 2^18 draws, validation KL (NLL minus the exact entropy) after each layer, against
-   a gradient-trained free-scale coupling flow (RealNVP-type) with as many coupling layers;
-   wall time of each to reach the gradient flow's final KL. Goal: monotone; within 5 % in less
-   time.
+   defaults (quantile couplings) and with the paper's affine couplings on 2^18 draws,
+   validation KL (NLL minus the exact entropy) after each layer, against a gradient-trained
+   free-scale coupling flow (RealNVP-type) with as many coupling layers as the default fit;
+   wall time to reach the gradient flow's final NLL within 5 % (and, stricter, its KL within
+   5 %). Goal: monotone; within 5 % in less time.
 3. ``sbibm``: two_moons at 10k simulations, C2ST of the registered ``iterative_coupling`` at its
    defaults against sbi NPE (nsf), on sbibm's observations and reference draws (read from the
    sbibm wheel, see benchmarks/cmpe.py).
@@ -135,27 +136,40 @@ def run_ring(arguments: argparse.Namespace) -> None:
     generator = torch.Generator().manual_seed(arguments.seed)
     data = ring_sample(arguments.ring_samples, generator)
     held_out = ring_sample(2**15, generator)
-    entropy = float(-ring_log_prob(held_out).mean())  # Monte Carlo, same draws for both flows
-    start = time.perf_counter()
-    flow = fit_iterative_coupling(
-        data, validation=(held_out, None), seed=arguments.seed, show_progress_bars=False
-    )
-    iterative_time = time.perf_counter() - start
-    kls = [v - entropy for v in flow.history["validation_nll"]]
-    layers = len(flow.net)
-    train = flow.history["nll"]
-    monotone = all(b < a for a, b in itertools.pairwise(train))  # guaranteed by construction
-    rise = max((b - a for a, b in itertools.pairwise(kls)), default=0.0)
+    entropy = float(-ring_log_prob(held_out).mean())  # Monte Carlo, same draws for every flow
     print(
-        f"\n## Ring of {RING_COMPONENTS} Gaussians (std {RING_STD}, {arguments.ring_samples} draws)"
+        f"\n## Ring of {RING_COMPONENTS} Gaussians (std {RING_STD}, {arguments.ring_samples} "
+        f"draws; entropy {entropy:.3f} nats)"
     )
-    print(
-        f"iterative_coupling (defaults): {layers} layers in {iterative_time:.0f} s; validation "
-        f"KL by layer: "
-        + ", ".join(f"{k:.3f}" for k in kls[:: max(1, len(kls) // 12)])
-        + f", final {kls[-1]:.3f}; training NLL monotone: {monotone}; largest rise of the "
-        f"validation KL from one layer to the next: {max(rise, 0.0):.4f}"
-    )
+    rows = {
+        "iterative_coupling (defaults)": {},
+        "iterative_coupling, coupling='affine' (the paper's layers) [option]": {
+            "coupling": "affine"
+        },
+    }
+    fits: dict[str, tuple[list[float], float]] = {}
+    for label, options in rows.items():
+        start = time.perf_counter()
+        flow = fit_iterative_coupling(
+            data,
+            validation=(held_out, None),
+            seed=arguments.seed,
+            show_progress_bars=False,
+            **options,
+        )
+        elapsed = time.perf_counter() - start
+        kls = [v - entropy for v in flow.history["validation_nll"]]
+        fits[label] = (kls, elapsed)
+        train = flow.history["nll"]
+        monotone = all(b < a for a, b in itertools.pairwise(train))  # guaranteed by construction
+        rise = max((b - a for a, b in itertools.pairwise(kls)), default=0.0)
+        print(
+            f"{label}: {len(flow.net)} layers in {elapsed:.0f} s; validation KL by layer: "
+            + ", ".join(f"{k:.3f}" for k in kls[:: max(1, len(kls) // 12)])
+            + f", final {kls[-1]:.3f}; training NLL monotone: {monotone}; largest rise of the "
+            f"validation KL from one layer to the next: {max(rise, 0.0):.4f}"
+        )
+    layers = len(fits["iterative_coupling (defaults)"][0]) - 1
     gradient = CouplingFlow(
         2, num_blocks=max(layers, 1), hidden_features=(128, 128, 128), seed=arguments.seed
     )
@@ -182,19 +196,27 @@ def run_ring(arguments: argparse.Namespace) -> None:
         f"{10 * chunk} steps): final KL {gradient_kl:.3f} in {gradient_time:.0f} s; "
         "KL over time: " + ", ".join(f"{t:.0f}s:{k:.3f}" for t, k in checkpoints)
     )
-    target = gradient_kl * 1.05 if gradient_kl > 0 else gradient_kl
-    reached = [i for i, k in enumerate(kls) if k <= target]
-    if reached:
-        share = reached[0] / max(len(kls) - 1, 1)
-        print(
-            f"iterative_coupling reaches the gradient flow's KL (within 5 %) at layer "
-            f"{reached[0]} (~{share * iterative_time:.0f} s of {iterative_time:.0f} s)"
-        )
-    else:
-        print(
-            f"iterative_coupling does NOT reach the gradient flow's KL ({kls[-1]:.3f} vs "
-            f"{gradient_kl:.3f})"
-        )
+    # The criterion is the NLL within 5 %; the KL within 5 % is the stricter one.
+    criteria = {
+        "NLL within 5 %": 0.05 * (entropy + gradient_kl) + gradient_kl,
+        "KL within 5 %": 1.05 * gradient_kl,
+    }
+    for label, (kls, elapsed) in fits.items():
+        for criterion, target in criteria.items():
+            reached = [i for i, k in enumerate(kls) if k <= target]
+            if reached:
+                when = reached[0] / max(len(kls) - 1, 1) * elapsed
+                verdict = "less" if when < gradient_time else "MORE"
+                print(
+                    f"{label}: {criterion} of the gradient flow (KL <= {target:.3f}) at layer "
+                    f"{reached[0]}, ~{when:.0f} s: {verdict} time than the gradient flow's "
+                    f"{gradient_time:.0f} s"
+                )
+            else:
+                print(
+                    f"{label}: does NOT reach the gradient flow's {criterion} "
+                    f"(KL {kls[-1]:.3f}, target {target:.3f})"
+                )
 
 
 # ---------------------------------------------------------------------------------- sbibm

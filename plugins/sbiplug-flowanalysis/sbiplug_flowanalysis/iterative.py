@@ -33,11 +33,20 @@ from sbiplug_flowanalysis.iterative_layers import (
     fit_linear_gaussian,
     fit_network_conditioner,
 )
+from sbiplug_flowanalysis.iterative_quantiles import (
+    BinnedQuantileConditioner,
+    NetworkQuantileConditioner,
+    QuantileCouplingLayer,
+    fit_binned_quantiles,
+    fit_network_quantiles,
+)
 from sbiplug_flowanalysis.layered import LayeredFlow, random_rotation
 
 __all__ = ["IterativeCouplingFlow", "fit_iterative_coupling"]
 
 _CONDITIONERS = ("auto", "bins", "network")
+_COUPLINGS = ("quantile", "affine")
+ROWS_PER_BIN = 1000
 
 
 class IterativeCouplingFlow(LayeredFlow):
@@ -84,6 +93,21 @@ def _empty_layer(state: Any, prefix: str) -> nn.Module:
     rotation = state[prefix + "rotation"]
     passive = int(state[prefix + "passive_count"])
     active = rotation.shape[0] - passive
+    identity = torch.eye(rotation.shape[0])
+    if prefix + "conditioner.quantiles" in state:
+        quantiles = state[prefix + "conditioner.quantiles"]
+        centres = torch.arange(len(quantiles), dtype=torch.float32)
+        return QuantileCouplingLayer(
+            identity, passive, BinnedQuantileConditioner(centres, quantiles, 0.5)
+        )
+    if prefix + "conditioner.targets" in state:
+        knots = len(state[prefix + "conditioner.targets"])
+        in_features, hidden = _network_shape(state, prefix)
+        return QuantileCouplingLayer(
+            identity,
+            passive,
+            NetworkQuantileConditioner(in_features, active, knots, hidden, 0.5),
+        )
     if prefix + "conditioner.knots" in state:
         k = len(state[prefix + "conditioner.knots"])
         cubic = bool(int(state[prefix + "conditioner.cubic"]))
@@ -95,14 +119,19 @@ def _empty_layer(state: Any, prefix: str) -> nn.Module:
             "cubic" if cubic else "constant",
         )
     else:
-        weights = sorted(
-            (int(m.group(1)), state[key].shape)
-            for key in state
-            if (m := re.match(re.escape(prefix) + r"conditioner\.net\.(\d+)\.weight$", key))
-        )
-        hidden = [shape[0] for _, shape in weights[:-1]]
-        conditioner = NetworkConditioner(weights[0][1][1], active, hidden, 0.5)
-    return CouplingLayer(torch.eye(rotation.shape[0]), passive, conditioner)
+        in_features, hidden = _network_shape(state, prefix)
+        conditioner = NetworkConditioner(in_features, active, hidden, 0.5)
+    return CouplingLayer(identity, passive, conditioner)
+
+
+def _network_shape(state: Any, prefix: str) -> tuple[int, list[int]]:
+    """Input width and hidden widths of the conditioner network stored under ``prefix``."""
+    weights = sorted(
+        (int(m.group(1)), state[key].shape)
+        for key in state
+        if (m := re.match(re.escape(prefix) + r"conditioner\.net\.(\d+)\.weight$", key))
+    )
+    return weights[0][1][1], [shape[0] for _, shape in weights[:-1]]
 
 
 def _nll(flow_z: Tensor, log_det: Tensor) -> float:
@@ -119,8 +148,10 @@ def fit_iterative_coupling(
     *,
     num_layers: int = 100,
     num_rotations: int | None = None,
+    coupling: str = "quantile",
     conditioner: str = "auto",
-    bins: int = 64,
+    bins: int | None = None,
+    knots: int = 16,
     damping: float = 0.5,
     interpolation: str = "cubic",
     fit_fraction: float | None = None,
@@ -142,13 +173,21 @@ def fit_iterative_coupling(
             no held-out NLL adds no layer).
         num_rotations: Random rotations tried per layer (default: 10 with bins, as in the
             paper; 1 with the network conditioner, whose fit costs more).
+        coupling: ``"quantile"`` (each layer maps ``knots`` conditional quantiles of the
+            active half to the normal ones, :mod:`sbiplug_flowanalysis.iterative_quantiles`)
+            or ``"affine"`` (the paper's standardisation by the conditional mean and std).
         conditioner: ``"bins"`` (equal-count bins of a single passive coordinate: unconditional
             D = 2 or 3), ``"network"`` (a regression net on (z_p, x)) or ``"auto"`` (bins where
             they apply).
-        bins, interpolation: Bins per layer (64) and ``"cubic"`` / ``"constant"`` between them.
+        bins: Equal-count bins per layer (default: 64 for affine couplings, as in the paper;
+            for quantile couplings one per ``ROWS_PER_BIN`` fitted rows, 4 to 64, since
+            their J quantiles per bin need more rows than a mean and a std).
+        interpolation: ``"cubic"`` / ``"constant"`` between the bins of affine couplings
+            (quantile knots are interpolated linearly, which keeps them increasing).
+        knots: Quantiles J per active coordinate of a quantile coupling.
         damping: eta in (0, 1] (0.5 in the paper).
-        fit_fraction: Share of the training rows each coupling is fitted on (default 1/4 with
-            bins, as in the paper; 1/2 with the network).
+        fit_fraction: Share of the training rows each coupling is fitted on (default 1/4 for
+            affine couplings with bins, as in the paper; 1/2 otherwise).
         hidden_features, network_steps: The network conditioner's widths and Adam steps.
         linear_start: Make the first layer the least-squares conditional Gaussian of theta
             given x, whitened (:class:`LinearGaussianLayer`; default: for conditional flows).
@@ -172,6 +211,8 @@ def fit_iterative_coupling(
             raise OptionError(f"theta and x must have as many rows, got {len(theta)} and {len(x)}")
     elif dim < 2:
         raise OptionError("an unconditional coupling flow needs theta of dimension >= 2")
+    if coupling not in _COUPLINGS:
+        raise OptionError(f"coupling must be one of {_COUPLINGS}, got {coupling!r}")
     if conditioner not in _CONDITIONERS:
         raise OptionError(f"conditioner must be one of {_CONDITIONERS}, got {conditioner!r}")
     if interpolation not in ("cubic", "constant"):
@@ -190,8 +231,16 @@ def fit_iterative_coupling(
     damping = check_float("damping", damping, minimum=0.0, maximum=1.0, owner="iterative_coupling")
     if damping == 0:
         raise OptionError("iterative_coupling: damping must be in (0, 1], got 0")
-    fraction = fit_fraction if fit_fraction is not None else (0.25 if use_bins else 0.5)
+    paper_bins = use_bins and coupling == "affine"
+    fraction = fit_fraction if fit_fraction is not None else (0.25 if paper_bins else 0.5)
     fraction = check_float("fit_fraction", fraction, minimum=0.0, maximum=1.0)
+    cut = max(8, int(fraction * len(theta)))
+    if bins is None:
+        bins = 64 if coupling == "affine" else min(max(cut // ROWS_PER_BIN, 4), 64)
+    bins = check_positive_int("bins", bins, owner="iterative_coupling")
+    knots = check_positive_int("knots", knots, owner="iterative_coupling")
+    if knots < 2:
+        raise OptionError(f"iterative_coupling: knots must be >= 2, got {knots}")
 
     theta_shift, theta_scale = z_score_moments(theta)
     scaling: dict[str, Tensor | None] = {"theta_shift": theta_shift, "theta_scale": theta_scale}
@@ -251,15 +300,29 @@ def fit_iterative_coupling(
 
     bar = tqdm(range(num_layers), disable=not show_progress_bars, desc="iterative coupling")
     for _ in bar:
-        best: tuple[float, CouplingLayer] | None = None
+        best: tuple[float, nn.Module] | None = None
         for _ in range(rotations):
             rotation = random_rotation(dim, generator)
             order = torch.randperm(len(z), generator=generator)
-            cut = max(8, int(fraction * len(z)))
             rows, scored = order[:cut], order[cut:] if cut < len(z) else order
             y = z[rows] @ rotation.T
             u = torch.cat([y[:, :passive], c[rows]], dim=-1)
-            if use_bins:
+            if coupling == "quantile" and use_bins:
+                fitted = fit_binned_quantiles(
+                    u, y[:, passive:], bins=bins, knots=knots, damping=damping
+                )
+            elif coupling == "quantile":
+                with torch.enable_grad():
+                    fitted = fit_network_quantiles(
+                        u,
+                        y[:, passive:],
+                        knots=knots,
+                        hidden_features=hidden_features,
+                        damping=damping,
+                        num_steps=network_steps,
+                        generator=generator,
+                    )
+            elif use_bins:
                 fitted, _, _ = fit_binned_conditioner(
                     u, y[:, passive:], bins=bins, damping=damping, interpolation=interpolation
                 )
@@ -273,7 +336,8 @@ def fit_iterative_coupling(
                         num_steps=network_steps,
                         generator=generator,
                     )
-            layer = CouplingLayer(rotation, passive, fitted)
+            layer_type = QuantileCouplingLayer if coupling == "quantile" else CouplingLayer
+            layer = layer_type(rotation, passive, fitted)
             # Scored on rows the coupling was not fitted on: an over-fitted layer scores low.
             with torch.no_grad():
                 z_new, ladj = layer(z[scored], c[scored])

@@ -65,6 +65,10 @@ class IterativeCouplingNPE(NPE):
         prior: Prior over theta.
         num_layers: Most coupling layers.
         num_rotations: Random rotations tried per layer (default 1: the network fit is the cost).
+        coupling: ``"quantile"`` (each layer's network predicts ``knots`` conditional
+            quantiles of the active half, mapped to the normal ones) or ``"affine"`` (the
+            paper's conditional mean and std).
+        knots: Quantiles per active coordinate of a quantile coupling.
         hidden_features: Widths of each layer's regression network on (z_p, x).
         network_steps: Adam steps of each layer's network.
         damping: eta in (0, 1], how far each layer standardises (0.5 in the paper).
@@ -81,6 +85,8 @@ class IterativeCouplingNPE(NPE):
         *,
         num_layers: int = 64,
         num_rotations: int = 1,
+        coupling: str = "quantile",
+        knots: int = 16,
         hidden_features: Sequence[int] = (64, 64),
         network_steps: int = 1000,
         damping: float = 0.5,
@@ -93,9 +99,13 @@ class IterativeCouplingNPE(NPE):
         log_dir: str | None = None,
     ):
         owner = "iterative_coupling"
+        if coupling not in ("quantile", "affine"):
+            raise OptionError(f"{owner}: coupling must be 'quantile' or 'affine', got {coupling!r}")
         self.fit_options: dict[str, Any] = {
             "num_layers": check_positive_int("num_layers", num_layers, owner=owner),
             "num_rotations": check_positive_int("num_rotations", num_rotations, owner=owner),
+            "coupling": coupling,
+            "knots": check_positive_int("knots", knots, owner=owner),
             "hidden_features": tuple(int(h) for h in hidden_features),
             "network_steps": check_positive_int("network_steps", network_steps, owner=owner),
             "damping": check_float("damping", damping, minimum=0, maximum=1, owner=owner),

@@ -101,6 +101,8 @@ class IterativeCouplingNPE(NPE):
         owner = "iterative_coupling"
         if coupling not in ("quantile", "affine"):
             raise OptionError(f"{owner}: coupling must be 'quantile' or 'affine', got {coupling!r}")
+        if check_positive_int("knots", knots, owner=owner) < 2:
+            raise OptionError(f"{owner}: knots must be >= 2, got {knots}")
         self.fit_options: dict[str, Any] = {
             "num_layers": check_positive_int("num_layers", num_layers, owner=owner),
             "num_rotations": check_positive_int("num_rotations", num_rotations, owner=owner),

@@ -90,6 +90,10 @@ def test_bad_input_is_rejected_before_any_work():
         fit_iterative_coupling(torch.randn(100, 1))
     with pytest.raises(ValueError, match="conditioner='bins'"):
         fit_iterative_coupling(torch.randn(100, 2), torch.randn(100, 3), conditioner="bins")
+    with pytest.raises(ValueError, match="coupling must be"):
+        sbiplug.make_estimator("iterative_coupling", prior=None, coupling="spline")
+    with pytest.raises(ValueError, match="knots must be >= 2"):
+        sbiplug.make_estimator("iterative_coupling", prior=None, knots=1)
     trainer = sbiplug.make_estimator("iterative_coupling", prior=None)
     with pytest.raises(ValueError, match="training_batch_size"):
         trainer.append_simulations(torch.randn(100, 2), torch.randn(100, 2)).train(

@@ -27,6 +27,8 @@ def _random_flow(volume_preserving: bool, condition_shape=(0,), seed: int = 0) -
 
 def test_a_volume_preserving_flow_has_the_shifted_chi2_density_law():
     flow = _random_flow(True)
+    # Seeded draws: under the law the p-values are uniform, so an unseeded run fails 1 in 100.
+    torch.manual_seed(0)
     with torch.no_grad():
         theta = flow.sample((3000,))
         log_prob = flow.log_prob(theta)
@@ -43,6 +45,7 @@ def test_a_volume_preserving_flow_has_the_shifted_chi2_density_law():
 
 def test_a_free_scale_flow_breaks_the_law():
     flow = _random_flow(False)
+    torch.manual_seed(0)
     with torch.no_grad():
         log_prob = flow.log_prob(flow.sample((3000,)))
     _, p, _ = chi2_law_test(log_prob.double().numpy(), 3, num_null=100)

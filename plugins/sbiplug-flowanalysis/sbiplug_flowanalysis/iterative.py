@@ -196,7 +196,8 @@ def fit_iterative_coupling(
         patience: Layers without validation improvement before stopping.
         max_failures: Failed tries in a row (no rotation lowers the held-out NLL) before
             stopping (default: ``patience``).
-        seed: Seed of the rotations, the fit subsets and the networks.
+        seed: Seed of the rotations, the fit subsets and the networks' batches (their initial
+            weights come from torch's global generator, as in sbi: ``torch.manual_seed``).
         show_progress_bars: A tqdm bar on stderr.
 
     Returns:

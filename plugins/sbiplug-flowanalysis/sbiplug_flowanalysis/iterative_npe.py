@@ -74,7 +74,8 @@ class IterativeCouplingNPE(NPE):
         damping: eta in (0, 1], how far each layer standardises (0.5 in the paper).
         patience: Layers without validation improvement before stopping.
         max_failures: Failed tries in a row (no held-out NLL gain) before stopping.
-        seed: Seed of the rotations, subsets and networks.
+        seed: Seed of the rotations, subsets and network batches (initial weights: torch's
+            global generator, as in sbi).
         device, show_progress_bars, tracker, log_dir: See
             :func:`sbiplug.toolkit.trainer_options`.
     """

@@ -103,6 +103,7 @@ def test_bad_input_is_rejected_before_any_work():
 
 def test_estimator_at_defaults_is_accurate_on_a_linear_gaussian_task():
     """theta ~ N(0, I_2), x = A theta + 0.5 noise: the posterior is Gaussian and known."""
+    torch.manual_seed(0)  # the layers' initial weights and the posterior draws
     generator = torch.Generator().manual_seed(0)
     a = torch.tensor([[1.0, 0.5], [-0.5, 1.0]])
     prior = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(2), 1.0), 1)

@@ -3,10 +3,12 @@
 Draxler, Wahl, Schnörr, Köthe, *On the Universality of Volume-Preserving and Coupling-Based
 Normalizing Flows*, ICML 2024 (arXiv 2402.06578). Their universality proof is an algorithm: add
 one layer at a time, each a rotation and an affine coupling that standardises the active half
-conditionally on the passive half (:mod:`sbiplug_flowanalysis.iterative_layers`). Per layer,
-``num_rotations`` random rotations are tried, each coupling fitted on a random ``fit_fraction``
-of the training rows, and the one that lowers the training NLL most is kept; the NLL can only
-fall (a layer that would not lower it is not added). Layers stop at ``num_layers`` or when the
+conditionally on the passive half (:mod:`sbiplug_flowanalysis.iterative_layers`); by default
+the couplings here map conditional quantiles to the normal ones instead
+(:mod:`sbiplug_flowanalysis.iterative_quantiles`). Per layer, ``num_rotations`` random
+rotations are tried, each coupling fitted on a random ``fit_fraction`` of the training rows,
+and the one that lowers the NLL of the other rows most is kept (a layer that would not lower
+it is not added). Layers stop at ``num_layers`` or when the
 validation NLL has not improved for ``patience`` layers; the flow keeps the best prefix.
 Conditional on x, the coupling sees (z_p, x), so the flow is an sbi posterior estimator
 (:mod:`sbiplug_flowanalysis.iterative_npe`).

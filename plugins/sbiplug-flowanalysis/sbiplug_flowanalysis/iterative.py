@@ -301,6 +301,26 @@ def fit_iterative_coupling(
             gain = before - _nll(*_shifted(linear, z, c, log_det))
         add(linear, gain)
 
+    layer_type = QuantileCouplingLayer if coupling == "quantile" else CouplingLayer
+    network = {
+        "hidden_features": hidden_features,
+        "damping": damping,
+        "num_steps": network_steps,
+        "generator": generator,
+    }
+
+    def fit_conditioner(u: Tensor, active: Tensor) -> nn.Module:
+        """The conditioner of one coupling, fitted on u ``(m, P + C)`` and ``active``."""
+        if coupling == "quantile" and use_bins:
+            return fit_binned_quantiles(u, active, bins=bins, knots=knots, damping=damping)
+        if coupling == "quantile":
+            return fit_network_quantiles(u, active, knots=knots, **network)
+        if use_bins:
+            return fit_binned_conditioner(
+                u, active, bins=bins, damping=damping, interpolation=interpolation
+            )[0]
+        return fit_network_conditioner(u, active, **network)
+
     bar = tqdm(range(num_layers), disable=not show_progress_bars, desc="iterative coupling")
     for _ in bar:
         best: tuple[float, nn.Module] | None = None
@@ -310,37 +330,7 @@ def fit_iterative_coupling(
             rows, scored = order[:cut], order[cut:] if cut < len(z) else order
             y = z[rows] @ rotation.T
             u = torch.cat([y[:, :passive], c[rows]], dim=-1)
-            if coupling == "quantile" and use_bins:
-                fitted = fit_binned_quantiles(
-                    u, y[:, passive:], bins=bins, knots=knots, damping=damping
-                )
-            elif coupling == "quantile":
-                with torch.enable_grad():
-                    fitted = fit_network_quantiles(
-                        u,
-                        y[:, passive:],
-                        knots=knots,
-                        hidden_features=hidden_features,
-                        damping=damping,
-                        num_steps=network_steps,
-                        generator=generator,
-                    )
-            elif use_bins:
-                fitted, _, _ = fit_binned_conditioner(
-                    u, y[:, passive:], bins=bins, damping=damping, interpolation=interpolation
-                )
-            else:
-                with torch.enable_grad():
-                    fitted = fit_network_conditioner(
-                        u,
-                        y[:, passive:],
-                        hidden_features=hidden_features,
-                        damping=damping,
-                        num_steps=network_steps,
-                        generator=generator,
-                    )
-            layer_type = QuantileCouplingLayer if coupling == "quantile" else CouplingLayer
-            layer = layer_type(rotation, passive, fitted)
+            layer = layer_type(rotation, passive, fit_conditioner(u, y[:, passive:]))
             # Scored on rows the coupling was not fitted on: an over-fitted layer scores low.
             with torch.no_grad():
                 z_new, ladj = layer(z[scored], c[scored])

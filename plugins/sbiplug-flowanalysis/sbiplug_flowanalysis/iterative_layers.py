@@ -16,7 +16,8 @@ on this layer alone (:class:`NetworkConditioner`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,13 +28,16 @@ __all__ = [
     "CouplingLayer",
     "LinearGaussianLayer",
     "NetworkConditioner",
+    "RotatedCoupling",
     "coupling_gain",
     "fit_binned_conditioner",
+    "fit_by_minibatches",
     "fit_linear_gaussian",
     "fit_network_conditioner",
 ]
 
 SIGMA_FLOOR = 1e-3
+ConditionerT = TypeVar("ConditionerT", bound=nn.Module)
 
 
 def coupling_gain(mu: Tensor, sigma: Tensor) -> Tensor:
@@ -180,27 +184,50 @@ def fit_network_conditioner(
     Only this layer's small network is trained (no gradient reaches earlier layers).
     """
     conditioner = NetworkConditioner(u.shape[-1], active.shape[-1], hidden_features, damping)
+
+    def loss(index: Tensor) -> Tensor:
+        mu, sigma = conditioner.moments(u[index])
+        return (0.5 * ((active[index] - mu) / sigma).pow(2) + sigma.log()).sum(-1).mean()
+
+    return fit_by_minibatches(
+        conditioner, loss, len(u), num_steps, batch_size, learning_rate, generator
+    )
+
+
+def fit_by_minibatches(
+    conditioner: ConditionerT,
+    loss: Callable[[Tensor], Tensor],
+    num_rows: int,
+    num_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    generator: torch.Generator | None,
+) -> ConditionerT:
+    """Adam with a cosine decay on ``loss(row indices)`` over random batches; then frozen.
+
+    Only this conditioner's parameters are trained (no gradient reaches earlier layers).
+    """
     optimizer = torch.optim.Adam(conditioner.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps)
-    for _ in range(num_steps):
-        index = torch.randint(len(u), (min(batch_size, len(u)),), generator=generator)
-        mu, sigma = conditioner.moments(u[index])
-        loss = (0.5 * ((active[index] - mu) / sigma).pow(2) + sigma.log()).sum(-1).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    with torch.enable_grad():
+        for _ in range(num_steps):
+            index = torch.randint(num_rows, (min(batch_size, num_rows),), generator=generator)
+            value = loss(index)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+            schedule.step()
     conditioner.requires_grad_(False)
     return conditioner
 
 
-class CouplingLayer(nn.Module):
-    """z <- rotate by Q, then z_a <- exp(log s(u)) z_a + t(u), u = (z_p, x).
+class RotatedCoupling(nn.Module):
+    """The part every layer of the constructive flow shares: rotate by Q, split off z_p.
 
     Arguments:
         rotation: Orthogonal Q ``(D, D)``.
         passive: Number P of passive coordinates after the rotation (the first P).
-        conditioner: ``conditioner(u) -> (log s, t)``, each ``(N, D - P)``.
+        conditioner: The layer's map from u = (z_p, x) to its transform's parameters.
     """
 
     def __init__(self, rotation: Tensor, passive: int, conditioner: nn.Module):
@@ -211,8 +238,19 @@ class CouplingLayer(nn.Module):
         self.conditioner = conditioner
 
     def _split(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Passive ``(N, P)`` and active ``(N, D - P)`` parts of z and u = (z_p, c)."""
         passive, active = z[:, : self.passive], z[:, self.passive :]
         return passive, active, torch.cat([passive, c], dim=-1)
+
+
+class CouplingLayer(RotatedCoupling):
+    """z <- rotate by Q, then z_a <- exp(log s(u)) z_a + t(u), u = (z_p, x).
+
+    Arguments:
+        rotation: Orthogonal Q ``(D, D)``.
+        passive: Number P of passive coordinates after the rotation (the first P).
+        conditioner: ``conditioner(u) -> (log s, t)``, each ``(N, D - P)``.
+    """
 
     def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         passive, active, u = self._split(z @ self.rotation.T, c)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sbiplug_flowanalysis.iterative_layers import RotatedCoupling, fit_by_minibatches
+
 __all__ = [
     "BinnedQuantileConditioner",
     "NetworkQuantileConditioner",
@@ -193,21 +195,17 @@ def fit_network_quantiles(
         u.shape[-1], active.shape[-1], knots, hidden_features, damping
     )
     levels, _ = quantile_levels(knots)
-    optimizer = torch.optim.Adam(conditioner.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps)
-    for _ in range(num_steps):
-        index = torch.randint(len(u), (min(batch_size, len(u)),), generator=generator)
+
+    def pinball(index: Tensor) -> Tensor:
         residual = active[index].unsqueeze(-1) - conditioner.quantiles(u[index])
-        loss = torch.maximum(levels * residual, (levels - 1) * residual).sum((-1, -2)).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    conditioner.requires_grad_(False)
-    return conditioner
+        return torch.maximum(levels * residual, (levels - 1) * residual).sum((-1, -2)).mean()
+
+    return fit_by_minibatches(
+        conditioner, pinball, len(u), num_steps, batch_size, learning_rate, generator
+    )
 
 
-class QuantileCouplingLayer(nn.Module):
+class QuantileCouplingLayer(RotatedCoupling):
     """z <- rotate by Q, then z_a <- T(z_a; u), u = (z_p, x), T through the conditioner's knots.
 
     Arguments:
@@ -216,22 +214,14 @@ class QuantileCouplingLayer(nn.Module):
         conditioner: ``conditioner(u) -> (inputs, outputs)``, knots ``(N, D - P, J)``.
     """
 
-    def __init__(self, rotation: Tensor, passive: int, conditioner: nn.Module):
-        super().__init__()
-        self.register_buffer("rotation", rotation)
-        self.register_buffer("passive_count", torch.tensor(int(passive)))
-        self.passive = int(passive)
-        self.conditioner = conditioner
-
     def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        z = z @ self.rotation.T
-        passive, active = z[:, : self.passive], z[:, self.passive :]
-        inputs, outputs = self.conditioner(torch.cat([passive, c], dim=-1))
+        passive, active, u = self._split(z @ self.rotation.T, c)
+        inputs, outputs = self.conditioner(u)
         image, log_slope = piecewise_linear(active, inputs, outputs)
         return torch.cat([passive, image], dim=-1), log_slope.sum(-1)
 
     def inverse(self, z: Tensor, c: Tensor) -> Tensor:
-        passive, active = z[:, : self.passive], z[:, self.passive :]
-        inputs, outputs = self.conditioner(torch.cat([passive, c], dim=-1))
+        passive, active, u = self._split(z, c)
+        inputs, outputs = self.conditioner(u)
         preimage, _ = piecewise_linear(active, outputs, inputs)
         return torch.cat([passive, preimage], dim=-1) @ self.rotation

@@ -55,8 +55,14 @@ class ContextRegressor(nn.Module):
         self.input_dim = check_positive_int("input_dim", input_dim, owner="ContextRegressor")
         self.use_context, self.min_set, self.max_set = use_context, min_set, max_set
         self.encoder = (
+            # fit() draws a fresh random set of random size each step: no subsampling on top
             DeepSetEncoder(
-                input_dim, max_set, min_set, context_dim, hidden_features=hidden_features
+                input_dim,
+                max_set,
+                min_set,
+                context_dim,
+                hidden_features=hidden_features,
+                subsample_trials=0.0,
             )
             if use_context
             else None

@@ -47,15 +47,35 @@ class SetEncoder(nn.Module):
         max_trials: The padded width: the largest set.
         min_trials: The smallest set accepted.
         output_dim: Dimension of the summary.
+        subsample_trials: In training mode, the share of sets replaced by a random subset of
+            their trials, of a size drawn log-uniformly in ``[min_trials, k]``: each simulation
+            then also trains the smaller sizes. Valid for exchangeable trials whose smaller sets
+            are subsets of larger ones (i.i.d. trials, shared random effects); ``0`` turns it off.
     """
 
     #: Marks a set encoder for the host (the ``set_encoder`` diagnostic requirement).
     sbiplug_set_encoder = True
     kind = "set"
 
-    def __init__(self, element_dim: int, max_trials: int, min_trials: int, output_dim: int) -> None:
+    def __init__(
+        self,
+        element_dim: int,
+        max_trials: int,
+        min_trials: int,
+        output_dim: int,
+        subsample_trials: float = 0.5,
+    ) -> None:
         super().__init__()
         owner = f"embedding net {self.kind!r}"
+        numeric = isinstance(subsample_trials, (int, float)) and not isinstance(
+            subsample_trials, bool
+        )
+        if not numeric or not 0.0 <= subsample_trials < 1.0:
+            raise ValueError(
+                f"{owner}: subsample_trials must be a probability in [0, 1), "
+                f"got {subsample_trials!r}"
+            )
+        self.subsample_trials = float(subsample_trials)
         self.element_dim = check_positive_int("element_dim", element_dim, owner=owner)
         self.max_trials = check_positive_int("max_trials", max_trials, owner=owner)
         self.min_trials = check_positive_int("min_trials", min_trials, owner=owner)
@@ -87,8 +107,34 @@ class SetEncoder(nn.Module):
             self.loc.copy_(present.mean(dim=0))
             self.scale.copy_(present.std(dim=0).clamp_min(1e-6))
             self.fitted.fill_(True)
+        if (
+            self.training
+            and self.subsample_trials > 0
+            and self.min_trials < self.max_trials
+            and torch.is_grad_enabled()
+        ):
+            mask = self._random_subsets(mask)
+            sizes = mask.sum(dim=1)
         z = torch.where(mask.unsqueeze(-1), (x - self.loc) / self.scale, torch.zeros_like(x))
         return z, mask, sizes
+
+    def _random_subsets(self, mask: Tensor) -> Tensor:
+        """A mask ``(B, n)`` that keeps, in a ``subsample_trials`` share of the sets, a random
+        subset of their trials, of a size drawn log-uniformly in ``[min_trials, k]``.
+
+        A random subset of k exchangeable trials is a data set of the smaller size from the
+        same θ, so every simulation also trains the smaller sizes, and validation (eval mode)
+        still sees the sets as simulated.
+        """
+        sizes = mask.sum(dim=1).to(torch.float32)
+        low = torch.full_like(sizes, float(self.min_trials)).minimum(sizes)
+        u = torch.rand_like(sizes)
+        drawn = torch.floor(torch.exp(torch.log(low) + u * torch.log((sizes + 1) / low)))
+        chosen = torch.rand_like(sizes) < self.subsample_trials
+        keep = torch.where(chosen, drawn.clamp(low, sizes), sizes)
+        order = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, 2.0)
+        ranks = order.argsort(dim=1).argsort(dim=1)
+        return mask & (ranks < keep.unsqueeze(-1))
 
     def size_feature(self, sizes: Tensor) -> Tensor:
         """log n scaled to about [0, 1] over the trained range: ``(B, 1)``."""
@@ -109,7 +155,8 @@ class DeepSetEncoder(SetEncoder):
     """DeepSets: ρ([pool_k ψ(x_k), log n]) + L([mean_k x_k, log n]), pooling over present elements.
 
     Arguments:
-        element_dim, max_trials, min_trials, output_dim: As for :class:`SetEncoder`.
+        element_dim, max_trials, min_trials, output_dim, subsample_trials: As for
+            :class:`SetEncoder`.
         pooling: ``"mean"`` or ``"sum"`` (divided by ``max_trials`` to keep its scale).
         hidden_features: Width of ψ and ρ.
         num_layers: Hidden layers in each of ψ and ρ.
@@ -126,8 +173,9 @@ class DeepSetEncoder(SetEncoder):
         pooling: str = "mean",
         hidden_features: int = 64,
         num_layers: int = 2,
+        subsample_trials: float = 0.5,
     ) -> None:
-        super().__init__(element_dim, max_trials, min_trials, output_dim)
+        super().__init__(element_dim, max_trials, min_trials, output_dim, subsample_trials)
         if pooling not in POOLINGS:
             raise ValueError(
                 f"embedding net {self.kind!r}: pooling must be one of {POOLINGS}, got {pooling!r}"
@@ -181,7 +229,8 @@ class SetTransformerEncoder(SetEncoder):
     """Set Transformer: ISAB blocks, PMA pooling with k seeds, ρ([PMA, log n]) + L([mean, log n]).
 
     Arguments:
-        element_dim, max_trials, min_trials, output_dim: As for :class:`SetEncoder`.
+        element_dim, max_trials, min_trials, output_dim, subsample_trials: As for
+            :class:`SetEncoder`.
         hidden_features: Attention width (divisible by ``num_heads``).
         num_heads: Attention heads.
         num_inducing: Inducing points per ISAB.
@@ -202,8 +251,9 @@ class SetTransformerEncoder(SetEncoder):
         num_inducing: int = 8,
         num_blocks: int = 2,
         num_seeds: int = 1,
+        subsample_trials: float = 0.5,
     ) -> None:
-        super().__init__(element_dim, max_trials, min_trials, output_dim)
+        super().__init__(element_dim, max_trials, min_trials, output_dim, subsample_trials)
         if hidden_features % num_heads:
             raise ValueError(
                 f"embedding net {self.kind!r}: hidden_features ({hidden_features}) must be "

@@ -1,8 +1,8 @@
 """Set-valued simulators with a random number of trials per data set and exact posteriors.
 
 Each data set is a set of ``k`` trials, ``k`` drawn from ``[min_trials, max_trials]``
-log-uniformly by default (``trial_law="log_uniform"``: as many data sets with 5-10 trials as
-with 100-200) or uniformly (``"uniform"``), stored NaN-padded to ``(max_trials, d)``
+uniformly by default (``trial_law="uniform"``) or log-uniformly (``"log_uniform"``: as many data
+sets with 5-10 trials as with 100-200), stored NaN-padded to ``(max_trials, d)``
 (:mod:`sbiplug_context.padding`). Both models have a closed-form Gaussian posterior, so C2ST
 against the truth can be measured at every trial count.
 
@@ -36,7 +36,7 @@ from sbiplug_context.padding import check_sets, pad_sets, set_mask
 __all__ = ["TRIAL_LAWS", "GaussianSets", "MixedEffects", "SetSimulator"]
 
 _TINY = np.finfo(np.float64).tiny
-TRIAL_LAWS = ("log_uniform", "uniform")
+TRIAL_LAWS = ("uniform", "log_uniform")
 
 
 class SetSimulator(Simulator):
@@ -48,7 +48,7 @@ class SetSimulator(Simulator):
     #: ``(low, high)`` to draw trial counts from instead of the full range (same width).
     draw_trials: tuple[int, int] | None = None
 
-    def __init__(self, min_trials: int, max_trials: int, trial_law: str = "log_uniform") -> None:
+    def __init__(self, min_trials: int, max_trials: int, trial_law: str = "uniform") -> None:
         owner = f"simulator {self.name!r}"
         if trial_law not in TRIAL_LAWS:
             raise ValueError(
@@ -152,7 +152,7 @@ class GaussianSets(SetSimulator):
         dim: Dimension of μ and of each trial.
         prior_scale: Prior standard deviation of μ.
         noise_scale: Standard deviation of a trial around μ.
-        trial_law: How trial counts are drawn: ``"log_uniform"`` or ``"uniform"``.
+        trial_law: How trial counts are drawn: ``"uniform"`` or ``"log_uniform"``.
     """
 
     name = "gaussian_sets"
@@ -164,7 +164,7 @@ class GaussianSets(SetSimulator):
         dim: int = 2,
         prior_scale: float = 1.0,
         noise_scale: float = 1.0,
-        trial_law: str = "log_uniform",
+        trial_law: str = "uniform",
     ) -> None:
         self.element_dim = check_positive_int("dim", dim, owner=f"simulator {self.name!r}")
         self.parameter_names = tuple(f"mu_{i + 1}" for i in range(dim))
@@ -202,7 +202,7 @@ class MixedEffects(SetSimulator):
         min_trials, max_trials: The range of the number of trials per data set.
         subject_scale: τ, the standard deviation of the per-data-set intercept u.
         noise_scale: σ, the standard deviation of ε_k.
-        trial_law: How trial counts are drawn: ``"log_uniform"`` or ``"uniform"``.
+        trial_law: How trial counts are drawn: ``"uniform"`` or ``"log_uniform"``.
     """
 
     name = "mixed_effects"
@@ -216,7 +216,7 @@ class MixedEffects(SetSimulator):
         max_trials: int = 200,
         subject_scale: float = 0.5,
         noise_scale: float = 1.0,
-        trial_law: str = "log_uniform",
+        trial_law: str = "uniform",
     ) -> None:
         self.subject_scale = check_positive("subject_scale", subject_scale)
         self.noise_scale = check_positive("noise_scale", noise_scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -87,3 +89,26 @@ def test_standardises_on_first_training_batch_and_saves_it():
     rebuilt = _encoder("set_deepsets")
     rebuilt.load_state_dict(encoder.state_dict())  # buffers travel with the weights
     assert torch.equal(rebuilt.loc, encoder.loc) and bool(rebuilt.fitted)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_training_subsamples_trials_and_evaluation_does_not(name):
+    encoder = _encoder(name).train()
+    torch.manual_seed(3)
+    x = pad_sets([torch.randn(k, 3) for k in (2, 6, 12) * 400], 12)
+    present = torch.isfinite(x[..., 0])
+    kept = encoder._random_subsets(present)
+    sizes, full = kept.sum(dim=1), present.sum(dim=1)
+    assert not (kept & ~present).any()  # a subset of the simulated trials
+    assert bool((sizes >= 2).all()) and bool((sizes <= full).all())
+    # a set of 12 is cut with chance 0.5 (1 - P(a log-uniform draw on [2, 12] is 12));
+    # 400 sets: binomial sd 0.025, bound 4 sd
+    cut = float((sizes[full == 12] < 12).double().mean())
+    assert abs(cut - 0.5 * (1 - math.log(13 / 12) / math.log(13 / 2))) < 0.1
+    assert encoder(x).shape == (len(x), 16)
+    encoder.eval()
+    assert torch.equal(encoder(x[:5]), encoder(x[:5]))
+    with pytest.raises(ValueError, match=r"subsample_trials must be a probability in \[0, 1\)"):
+        _encoder(name, subsample_trials=1.0)
+    with pytest.raises(ValueError, match="subsample_trials must be a finite number"):
+        _encoder(name, subsample_trials="half")

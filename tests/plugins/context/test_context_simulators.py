@@ -49,7 +49,7 @@ def test_trial_count_law(law):
     chi2 = float(((observed - n * expected) ** 2 / (n * expected)).sum())
     # 36 degrees of freedom: 80 is beyond the 0.9999 quantile (76.4)
     assert chi2 < 80
-    with pytest.raises(ValueError, match="trial_law must be one of 'log_uniform', 'uniform'"):
+    with pytest.raises(ValueError, match="trial_law must be one of 'uniform', 'log_uniform'"):
         sbiplug.make_simulator("gaussian_sets", trial_law="poisson")
 
 

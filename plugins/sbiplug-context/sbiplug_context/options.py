@@ -2,14 +2,16 @@
 
 Padded sets hold NaN, which sbi's z-scoring of x cannot take; the set encoders standardise
 their input themselves (:mod:`sbiplug_context.encoders`), so each estimator's own x z-scoring
-is switched off here, under the option name that estimator uses.
+is switched off here, under the option name that estimator uses. NPE gets zuko's MAF
+(:data:`SET_FLOWS`): sbi's default nflows MAF behind a set encoder sometimes stalls far from
+the posterior.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Z_SCORE_OFF", "set_estimator_options"]
+__all__ = ["SET_FLOWS", "Z_SCORE_OFF", "set_estimator_options"]
 
 #: How each supported estimator is told not to z-score x.
 Z_SCORE_OFF: dict[str, dict[str, Any]] = {
@@ -17,6 +19,8 @@ Z_SCORE_OFF: dict[str, dict[str, Any]] = {
     "cmpe": {"z_score_x": False},
     "npe_mmd": {"density_estimator_options": {"z_score_x": "none"}},
 }
+#: The density estimator each estimator gets for set data, where it differs from its default.
+SET_FLOWS: dict[str, dict[str, Any]] = {"npe": {"density_estimator": "zuko_maf"}}
 ENCODERS = ("set_deepsets", "set_transformer")
 
 
@@ -41,7 +45,8 @@ def set_estimator_options(
         encoder_options: Further options of the encoder (``output_dim``, ...).
 
     Returns:
-        ``{"embedding_net": {"name": encoder, "options": {...}}, <z-scoring off>}``.
+        ``{"embedding_net": {"name": encoder, "options": {...}}, <z-scoring off>}``, plus
+        ``density_estimator="zuko_maf"`` for NPE.
     """
     if estimator not in Z_SCORE_OFF:
         raise ValueError(
@@ -61,6 +66,7 @@ def set_estimator_options(
     return {
         "embedding_net": {"name": encoder, "options": {**shape, **encoder_options}},
         **Z_SCORE_OFF[estimator],
+        **SET_FLOWS.get(estimator, {}),
     }
 
 

@@ -3,14 +3,17 @@
 Draws are over-clustered by average linkage on their density-based distances (Sorrenson et al.,
 ICML 2025, https://arxiv.org/abs/2407.09297: shortest paths follow the density, so a cluster is
 a connected high-density region), the lowest-density fifth joining afterwards; clusters holding
-less than ``min_mass`` join their nearest neighbour. Two clusters are one mode unless the
-geodesic between their highest-density draws dips below ``valley`` times the lower of the two
-peak densities (a saddle; densities of the draws, by kNN), so a curved ridge stays one mode
-while separated bumps count apart.
+less than ``min_mass`` join their nearest neighbour. The clusters then merge by persistence,
+as in ToMATo (Chazal, Guibas, Oudot, Skraba, JACM 2013): the saddle of two clusters is the
+lowest density on the geodesic between their highest-density draws (densities of the draws, by
+kNN), and two groups stay apart when their saddle lies below ``valley`` times the lower of the
+groups' highest peaks. So a curved ridge stays one mode, separated bumps count apart, and a
+small cluster on a bridge between two modes joins one of them instead of gluing them together.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,8 +73,9 @@ def find_modes(
         distance: A distance fitted on (typically) the same draws, with a density.
         max_modes: Clusters of the over-clustering, an upper bound on the modes.
         min_mass: Clusters with a smaller share of the draws are not modes.
-        valley: Two clusters are separate modes when the density on the geodesic between their
-            peaks falls below ``valley`` times the lower peak's density.
+        valley: Two groups of clusters are separate modes when the lowest density on the
+            geodesics joining them falls below ``valley`` times the lower of their highest
+            peaks' densities.
 
     Returns:
         The :class:`Modes`.
@@ -104,16 +108,12 @@ def find_modes(
             clusters[tail] = clusters[nearest]
     clusters = _absorb_small(clusters, matrix, min_mass)
 
-    # One batch of geodesics between the clusters' peaks; clusters joined by a geodesic
-    # without a valley are one mode (transitively: a ridge through several clusters).
+    # One batch of geodesics between the clusters' peaks, then merging by persistence.
     names = np.unique(clusters)
     peaks = np.array([_peak(clusters == c, log_prob) for c in names])
-    pairs, geodesics, ratios = _valleys(draws, peaks, log_prob, distance)
-    parent = list(range(len(names)))
-    for (i, j), ratio in zip(pairs, ratios):
-        if ratio >= valley:
-            parent[_root(parent, j)] = _root(parent, i)
-    roots = np.array([_root(parent, i) for i in range(len(names))])
+    pairs, geodesics, saddles, heights = _saddles(draws, peaks, distance)
+    roots = _merge_by_persistence(pairs, saddles, heights, math.log(valley))
+    ratios = np.exp(saddles - np.minimum(heights[pairs[:, 0]], heights[pairs[:, 1]]))
     merged = roots[np.searchsorted(names, clusters)]
 
     # Relabel by decreasing mass; keep the geodesics between the surviving peaks.
@@ -156,6 +156,27 @@ def _root(parent: list[int], i: int) -> int:
     return i
 
 
+def _merge_by_persistence(
+    pairs: np.ndarray, saddles: np.ndarray, heights: np.ndarray, log_valley: float
+) -> np.ndarray:
+    """Root cluster of each cluster after merging by persistence, ``(K,)``.
+
+    Pairs are joined from the highest saddle down (a maximum spanning forest). Two groups merge
+    when their saddle is above ``valley`` times the lower of the groups' *highest* peaks, so a
+    low cluster on a bridge between two modes joins one of them without gluing them together:
+    the saddle between the modes through it is still compared with the modes' own peaks.
+    """
+    parent = list(range(len(heights)))
+    top = heights.copy()  # highest peak of the group each root stands for
+    for row in np.argsort(-saddles, kind="stable"):
+        a, b = _root(parent, int(pairs[row, 0])), _root(parent, int(pairs[row, 1]))
+        if a == b or saddles[row] < log_valley + min(top[a], top[b]):
+            continue
+        high, low = (a, b) if top[a] >= top[b] else (b, a)
+        parent[low] = high
+    return np.array([_root(parent, i) for i in range(len(heights))])
+
+
 def _absorb_small(clusters: np.ndarray, matrix: np.ndarray, min_mass: float) -> np.ndarray:
     """Give the draws of clusters below ``min_mass`` to the nearest large cluster's draw."""
     clusters = clusters.copy()
@@ -172,28 +193,30 @@ def _absorb_small(clusters: np.ndarray, matrix: np.ndarray, min_mass: float) -> 
     return clusters
 
 
-def _valleys(
-    draws: Tensor, peaks: np.ndarray, log_prob: np.ndarray, distance: DensityDistance
-) -> tuple[np.ndarray, Tensor, np.ndarray]:
-    """Geodesics between all pairs of peaks and their valley ratios ``min p / lower peak``.
+def _saddles(
+    draws: Tensor, peaks: np.ndarray, distance: DensityDistance
+) -> tuple[np.ndarray, Tensor, np.ndarray, np.ndarray]:
+    """Geodesics between all pairs of peaks, their saddles and the peaks' heights.
 
-    ``log_prob`` (the model's) chose the peaks; the ratios use the draws' kNN density.
+    Returns the pairs ``(P, 2)``, the geodesics ``(P, num_points, D)``, the lowest log density
+    on each geodesic (at most its lower end's) ``(P,)`` and the log density at each peak
+    ``(K,)``, all by the draws' kNN density.
     """
     k = len(peaks)
     pairs = np.array([(i, j) for i in range(k) for j in range(i + 1, k)], dtype=np.int64)
+    sample = draws.numpy()
+    neighbors = min(VALLEY_NEIGHBORS, len(sample) - 1)
+    heights = knn_log_density(sample, sample[peaks], neighbors)
     if len(pairs) == 0:
         empty = torch.zeros(0, distance.num_points, draws.shape[1])
-        return pairs.reshape(0, 2), empty, np.zeros(0)
+        return pairs.reshape(0, 2), empty, np.zeros(0), heights
     a, b = draws[peaks[pairs[:, 0]]], draws[peaks[pairs[:, 1]]]
     geodesics = distance.geodesic(a, b)
     # The dip is measured by the draws' own kNN density, not the model's: a flow often joins
     # separated modes by a thin filament of high density but almost no mass, which the model
     # density would call a ridge and the draws show as a gap.
-    sample = draws.numpy()
-    k = min(VALLEY_NEIGHBORS, len(sample) - 1)
-    along = knn_log_density(sample, geodesics.double().reshape(-1, draws.shape[1]).numpy(), k)
-    along = along.reshape(len(pairs), -1)
-    ends = knn_log_density(sample, sample[peaks], k)
-    lower = np.minimum(ends[pairs[:, 0]], ends[pairs[:, 1]])
-    ratios = np.exp(np.minimum(along.min(axis=1) - lower, 0.0))
-    return pairs, geodesics, ratios
+    points = geodesics.double().reshape(-1, draws.shape[1]).numpy()
+    along = knn_log_density(sample, points, neighbors)
+    lower = np.minimum(heights[pairs[:, 0]], heights[pairs[:, 1]])
+    saddles = np.minimum(along.reshape(len(pairs), -1).min(axis=1), lower)
+    return pairs, geodesics, saddles, heights

@@ -66,6 +66,41 @@ def test_modes_of_separated_bumps_and_of_a_curved_ridge():
     assert ridge.num_modes == 1 and float(ridge.masses[0]) == 1.0
 
 
+def bridged_bumps(n: int, seed: int) -> tuple[torch.Tensor, object]:
+    """Two bumps (0.45 each) joined by a thin uniform band holding the other 0.10."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[-3.0, 0.0], [3.0, 0.0]])
+    which = torch.multinomial(torch.tensor([0.45, 0.45, 0.10]), n, True, generator=generator)
+    bumps = centres[which.clamp_max(1)] + 0.6 * torch.randn(n, 2, generator=generator)
+    band = torch.stack(
+        [6 * torch.rand(n, generator=generator) - 3, 0.3 * torch.randn(n, generator=generator)], 1
+    )
+    draws = torch.where((which == 2)[:, None], band, bumps)
+
+    def log_prob(z):
+        bump = -0.5 * ((z[None] - centres[:, None]) / 0.6).pow(2).sum(-1)
+        bump = bump + math.log(0.45 / (2 * math.pi * 0.36))
+        logsigmoid = torch.nn.functional.logsigmoid
+        inside = logsigmoid(20 * (z[:, 0] + 3)) + logsigmoid(20 * (3 - z[:, 0]))
+        band_height = 0.1 / (6 * 0.3 * math.sqrt(2 * math.pi))
+        strip = inside - 0.5 * (z[:, 1] / 0.3) ** 2 + math.log(band_height)
+        return torch.logsumexp(torch.cat([bump, strip[None]]), 0)
+
+    return draws, log_prob
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_cluster_on_a_bridge_does_not_glue_two_modes(seed):
+    # The band's density is about a tenth of a bump's peak, below valley = 0.2: two modes. The
+    # over-clustering puts clusters on the band whose own peak is the band's density; they must
+    # join one bump, not link both (the saddle between the bumps is the band's density).
+    draws, log_prob = bridged_bumps(800, seed)
+    modes = find_modes(draws, DensityDistance(log_prob, show_progress_bars=False).fit(draws))
+    assert modes.num_modes == 2
+    assert np.allclose(modes.masses.numpy(), [0.5, 0.5], atol=0.05)
+    assert float(modes.valleys[0]) < 0.2
+
+
 def run_diagnostic(**options) -> DiagnosticResult:
     torch.manual_seed(1)
     density = mixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.5]], 0.5)

@@ -14,6 +14,9 @@
     posterior (sbi NPE, nsf, defaults) and on sbibm's reference draws (a flow fitted on them);
     baselines k-means (K by the best silhouette over 2..8, K = 1 below silhouette 0.5) and a
     Gaussian mixture with K by BIC (1..8). Agreement: right count and every mass within 0.05.
+    Also the share of each source's draws in the gaps between the reference's modes (bands
+    around the symmetries' mirror planes holding 0.1 % of the reference): a posterior with
+    much mass there has no separate modes to count.
 (c) Wall time of ``fit`` and ``pairwise`` for 2,000 points in 10-D.
 
 Usage: ``python -m benchmarks.distances [--sizes ...] [--observations N] [--parts a b c]``.
@@ -41,6 +44,13 @@ from benchmarks.cmpe import DEFAULT_WHEEL, sbibm_reference
 from benchmarks.machine import load_average
 
 TRUE_MODES = {"two_moons": 2, "gaussian_mixture": 1, "slcp": 4}
+
+# Coordinates whose zero set is a mirror plane between the reference's modes (the tasks'
+# symmetries above); a draw near one lies in the gap between two modes.
+MIRRORS = {
+    "two_moons": lambda theta: theta[:, :1] + theta[:, 1:2],
+    "slcp": lambda theta: theta[:, 2:4],
+}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -153,6 +163,17 @@ def agrees(masses: list[float], task: str) -> bool:
     return len(masses) == count and all(abs(m - 1 / count) <= 0.05 for m in masses)
 
 
+def gap_mass(draws: torch.Tensor, reference: torch.Tensor, task: str) -> float:
+    """Share of ``draws`` in the gaps between the reference's modes.
+
+    A gap is the band around a mirror plane that holds 0.1 % of the reference draws' values of
+    that mirror coordinate; the reference's own share is thus at most 0.1 % per plane.
+    """
+    mirror = MIRRORS[task]
+    widths = torch.quantile(mirror(reference).abs(), 0.001, dim=0)
+    return float((mirror(draws).abs() < widths).any(dim=1).double().mean())
+
+
 def mode_counting(arguments) -> list[str]:
     from sbi.inference import NPE
 
@@ -177,11 +198,15 @@ def mode_counting(arguments) -> list[str]:
         posterior = trainer.build_posterior()
         print(f"{task}: NPE trained in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         results: dict[str, list[list[float]]] = {}
+        gaps: dict[str, list[float]] = {}
         for i in range(arguments.observations):
             x_o, reference = sbibm_reference(arguments.sbibm_wheel, task, i + 1)
             torch.manual_seed(arguments.seed + i)
             npe_draws = posterior.sample((1000,), x=x_o, show_progress_bars=False)
             ref_draws = reference[:1000]
+            if task in MIRRORS:
+                gaps.setdefault("NPE", []).append(gap_mass(npe_draws, reference, task))
+                gaps.setdefault("reference", []).append(gap_mass(ref_draws, reference, task))
             for source, draws, post in [
                 ("NPE", npe_draws, posterior),
                 ("reference", ref_draws, None),
@@ -220,6 +245,9 @@ def mode_counting(arguments) -> list[str]:
             counts = np.mean([len(m) == TRUE_MODES[task] for m in values])
             lines.append(f"  {method:<32} count ok {counts:.2f}  agree {agreement:.2f}  {cells}")
             summary.append((task, method, counts, agreement))
+        for source, shares in gaps.items():
+            cells = " ".join(f"{share:.3f}" for share in shares)
+            lines.append(f"  {'mass in the gaps, ' + source:<32} {cells}")
     return lines
 
 

@@ -123,8 +123,9 @@ print(matrix.shape, bool(torch.equal(matrix, matrix.T)))
 # ## 3. Counting modes
 #
 # `find_modes` over-clusters the draws by their density-based distances, then joins clusters
-# whose peaks are linked by a geodesic without a valley (the density never drops below a fifth
-# of the lower peak's). A long ridge stays one mode; separated bumps count apart.
+# whose peaks are linked by a geodesic without a valley (neither the density nor the draws' own
+# kNN density drops below a fifth of the lower peak's). A long ridge stays one mode; separated
+# bumps count apart.
 
 # %%
 modes = find_modes(samples[:800], exact)
@@ -136,9 +137,10 @@ print("density dip on the geodesic between the peaks:", modes.valleys.numpy().ro
 #
 # two_moons' posterior is two crescents, mirror images of each other across t1 + t2 = 0: apart
 # when x_1 is well below 0.25 (first observation), touching near x_1 = 0 (second). The
-# diagnostic uses the NPE posterior's own `log_prob` at each observation for the geodesics,
-# the draws' own kNN density for the dip between peaks (a flow may join modes by a thin
-# filament of density without mass), and stores counts, masses, each mode's highest-density
+# diagnostic uses the NPE posterior's own `log_prob` at each observation for the geodesics and
+# reads the dip between peaks off both that density and the draws' kNN density, either of which
+# keeps two modes apart (a flow may join modes by a thin filament of density without mass; a
+# kNN ball may smooth over a narrow gap). It stores counts, masses, each mode's highest-density
 # draw and the geodesics between them in `diagnostics/posterior_modes`.
 
 # %%

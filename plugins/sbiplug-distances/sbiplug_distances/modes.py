@@ -5,10 +5,13 @@ ICML 2025, https://arxiv.org/abs/2407.09297: shortest paths follow the density, 
 a connected high-density region), the lowest-density fifth joining afterwards; clusters holding
 less than ``min_mass`` join their nearest neighbour. The clusters then merge by persistence,
 as in ToMATo (Chazal, Guibas, Oudot, Skraba, JACM 2013): the saddle of two clusters is the
-lowest density on the geodesic between their highest-density draws (densities of the draws, by
-kNN), and two groups stay apart when their saddle lies below ``valley`` times the lower of the
-groups' highest peaks. So a curved ridge stays one mode, separated bumps count apart, and a
-small cluster on a bridge between two modes joins one of them instead of gluing them together.
+lowest density on the geodesic between their highest-density draws, and two groups stay apart
+when their saddle lies below ``valley`` times the lower of the groups' highest peaks. The dip is
+read off two densities, the model's and the draws' own kNN density, and either one suffices:
+a flow may join two modes by a filament of high density but almost no mass, which the draws
+show as a gap, while an isotropic kNN ball smooths over a gap across a thin direction, which
+the model resolves. So a curved ridge stays one mode, separated bumps count apart, and a small
+cluster on a bridge between two modes joins one of them instead of gluing them together.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def find_modes(
         min_mass: Clusters with a smaller share of the draws are not modes.
         valley: Two groups of clusters are separate modes when the lowest density on the
             geodesics joining them falls below ``valley`` times the lower of their highest
-            peaks' densities.
+            peaks' densities, by the model's density or by the draws' kNN density.
 
     Returns:
         The :class:`Modes`.
@@ -113,7 +116,7 @@ def find_modes(
     peaks = np.array([_peak(clusters == c, log_prob) for c in names])
     pairs, geodesics, saddles, heights = _saddles(draws, peaks, distance)
     roots = _merge_by_persistence(pairs, saddles, heights, math.log(valley))
-    ratios = np.exp(saddles - np.minimum(heights[pairs[:, 0]], heights[pairs[:, 1]]))
+    ratios = np.exp(saddles - np.minimum(heights[pairs[:, 0]], heights[pairs[:, 1]])).min(axis=1)
     merged = roots[np.searchsorted(names, clusters)]
 
     # Relabel by decreasing mass; keep the geodesics between the surviving peaks.
@@ -161,19 +164,21 @@ def _merge_by_persistence(
 ) -> np.ndarray:
     """Root cluster of each cluster after merging by persistence, ``(K,)``.
 
-    Pairs are joined from the highest saddle down (a maximum spanning forest). Two groups merge
-    when their saddle is above ``valley`` times the lower of the groups' *highest* peaks, so a
-    low cluster on a bridge between two modes joins one of them without gluing them together:
-    the saddle between the modes through it is still compared with the modes' own peaks.
+    ``saddles`` ``(P, E)`` and ``heights`` ``(K, E)`` are log densities under ``E`` density
+    estimates. Pairs are joined from the highest saddle down (a maximum spanning forest, by the
+    saddles' mean over the estimates). Two groups merge when, under every estimate, their saddle
+    is above ``valley`` times the lower of the groups' *highest* peaks, so a low cluster on a
+    bridge between two modes joins one of them without gluing them together: the saddle between
+    the modes through it is still compared with the modes' own peaks.
     """
     parent = list(range(len(heights)))
-    top = heights.copy()  # highest peak of the group each root stands for
-    for row in np.argsort(-saddles, kind="stable"):
+    top = heights.copy()  # highest peaks of the group each root stands for, (K, E)
+    for row in np.argsort(-saddles.mean(axis=1), kind="stable"):
         a, b = _root(parent, int(pairs[row, 0])), _root(parent, int(pairs[row, 1]))
-        if a == b or saddles[row] < log_valley + min(top[a], top[b]):
+        if a == b or np.any(saddles[row] < log_valley + np.minimum(top[a], top[b])):
             continue
-        high, low = (a, b) if top[a] >= top[b] else (b, a)
-        parent[low] = high
+        parent[b] = a
+        top[a] = np.maximum(top[a], top[b])
     return np.array([_root(parent, i) for i in range(len(heights))])
 
 
@@ -199,24 +204,27 @@ def _saddles(
     """Geodesics between all pairs of peaks, their saddles and the peaks' heights.
 
     Returns the pairs ``(P, 2)``, the geodesics ``(P, num_points, D)``, the lowest log density
-    on each geodesic (at most its lower end's) ``(P,)`` and the log density at each peak
-    ``(K,)``, all by the draws' kNN density.
+    on each geodesic (at most its lower end's) ``(P, 2)`` and the log density at each peak
+    ``(K, 2)``, by the model's density (column 0) and by the draws' kNN density (column 1).
     """
     k = len(peaks)
     pairs = np.array([(i, j) for i in range(k) for j in range(i + 1, k)], dtype=np.int64)
     sample = draws.numpy()
     neighbors = min(VALLEY_NEIGHBORS, len(sample) - 1)
-    heights = knn_log_density(sample, sample[peaks], neighbors)
+
+    def log_densities(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            model = distance.density.log_prob(torch.as_tensor(points, dtype=torch.float32))
+        return np.stack([model.double().numpy(), knn_log_density(sample, points, neighbors)], 1)
+
+    heights = log_densities(sample[peaks])
     if len(pairs) == 0:
         empty = torch.zeros(0, distance.num_points, draws.shape[1])
-        return pairs.reshape(0, 2), empty, np.zeros(0), heights
+        return pairs.reshape(0, 2), empty, np.zeros((0, 2)), heights
     a, b = draws[peaks[pairs[:, 0]]], draws[peaks[pairs[:, 1]]]
     geodesics = distance.geodesic(a, b)
-    # The dip is measured by the draws' own kNN density, not the model's: a flow often joins
-    # separated modes by a thin filament of high density but almost no mass, which the model
-    # density would call a ridge and the draws show as a gap.
     points = geodesics.double().reshape(-1, draws.shape[1]).numpy()
-    along = knn_log_density(sample, points, neighbors)
+    along = log_densities(points).reshape(len(pairs), -1, 2).min(axis=1)
     lower = np.minimum(heights[pairs[:, 0]], heights[pairs[:, 1]])
-    saddles = np.minimum(along.reshape(len(pairs), -1).min(axis=1), lower)
+    saddles = np.minimum(along, lower)
     return pairs, geodesics, saddles, heights
